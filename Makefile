@@ -1,0 +1,32 @@
+# `make run` and `make test` work on a fresh machine: they install uv if needed, then the venv.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+VENV := .venv
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format typecheck venv clean
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+venv: $(VENV)/.synced
+
+run: venv ## the whole stack locally (sandbox mode when no real keys are configured)
+	$(VENV)/bin/fathom2loom dev
+
+test: venv ## the test suite against real PocketBase, Redis and Celery processes
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .run .pytest_cache .mypy_cache .ruff_cache

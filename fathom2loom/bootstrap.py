@@ -1,0 +1,120 @@
+"""Bring a PocketBase server to the state the service needs; safe to run any number of times.
+
+The duties of the design's admin service: wait for PocketBase, make sure the first superuser can
+log in (creating it with the local `pocketbase` binary when there is none), make sure every
+collection the migrations define exists as they define it, and seed defaults (the batch API).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden
+from fathom2loom.local_servers import LocalPocketBase
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.schema import (
+    REQUIRED_COLLECTIONS,
+    SchemaError,
+    desired_collections,
+    outdated_collections,
+)
+from fathom2loom.settings import Settings
+
+__all__ = ["BootstrapError", "BootstrapReport", "bootstrap"]
+
+log = logging.getLogger(__name__)
+
+
+class BootstrapError(Fathom2LoomError):
+    """PocketBase cannot be brought to a usable state; the message says what to do."""
+
+
+@dataclass
+class BootstrapReport:
+    """What one bootstrap run changed; empty `actions` means it found everything in place."""
+
+    actions: list[str] = field(default_factory=list)
+
+    def did(self, action: str) -> None:
+        log.info("bootstrap: %s", action)
+        self.actions.append(action)
+
+    def __str__(self) -> str:
+        if not self.actions:
+            return "PocketBase is ready: nothing to do"
+        return "PocketBase is ready:\n" + "\n".join(f"- {a}" for a in self.actions)
+
+
+def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:
+    try:
+        pb.authenticate(force=True)
+        return
+    except PocketBaseForbidden:
+        if settings.pb_data_dir is None:
+            raise BootstrapError(
+                f"cannot log in to PocketBase as {settings.pb_admin_email}: create that superuser"
+                " (`pocketbase superuser create`) or set PB_DATA_DIR to PocketBase's data directory"
+                " so bootstrap can create it"
+            ) from None
+    local = LocalPocketBase(settings.pb_data_dir, None)
+    try:
+        local.create_superuser(
+            settings.pb_admin_email, settings.pb_admin_password.get_secret_value()
+        )
+    except RuntimeError:
+        raise BootstrapError(
+            f"superuser {settings.pb_admin_email} exists but PB_ADMIN_PASSWORD does not match it"
+        ) from None
+    pb.authenticate(force=True)
+    report.did(f"created superuser {settings.pb_admin_email}")
+
+
+def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:
+    try:
+        desired = desired_collections(settings.pb_migrations_dir)
+    except SchemaError as exc:
+        raise BootstrapError(str(exc)) from exc
+    missing = set(REQUIRED_COLLECTIONS) - {c["name"] for c in desired}
+    if missing:
+        raise BootstrapError(f"the migrations do not define {', '.join(sorted(missing))}")
+    stale = outdated_collections(pb.collections(), desired)
+    if stale:
+        pb.import_collections(stale)
+        report.did("applied migrations to " + ", ".join(c["name"] for c in stale))
+    still = outdated_collections(pb.collections(), desired)
+    if still:
+        raise BootstrapError(
+            "collections still differ from the migrations after import: "
+            + ", ".join(c["name"] for c in still)
+        )
+
+
+def _seed_defaults(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:
+    wanted = {
+        "enabled": True,
+        "maxRequests": settings.pb_batch_size,
+        "timeout": settings.pb_batch_timeout_seconds,
+    }
+    current = pb.get_settings().get("batch", {})
+    if any(current.get(key) != value for key, value in wanted.items()):
+        pb.update_settings({"batch": {**current, **wanted}})
+        report.did(
+            f"enabled the batch API ({settings.pb_batch_size} requests,"
+            f" {settings.pb_batch_timeout_seconds}s per batch)"
+        )
+
+
+def bootstrap(settings: Settings, pb: PocketBase | None = None) -> BootstrapReport:
+    """Make PocketBase ready for the service and report what had to change."""
+    report = BootstrapReport()
+    client = pb or PocketBase.from_settings(settings)
+    try:
+        client.wait_until_healthy(settings.pb_startup_wait_seconds)
+        _ensure_superuser(client, settings, report)
+        _ensure_collections(client, settings, report)
+        _seed_defaults(client, settings, report)
+    finally:
+        if pb is None:
+            client.close()
+    return report

@@ -1,0 +1,145 @@
+"""Typed settings, read once from the environment (and an optional `.env`).
+
+Every setting has one environment variable of the same name, upper-cased. A missing or malformed
+value raises `ConfigError` whose message names the variable and says what is expected, in one line,
+and never repeats the value: several of these settings are secrets.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ConfigError", "Settings", "decode_encryption_key", "get_settings", "load_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MIGRATIONS_DIR = PROJECT_ROOT / "pb_migrations"
+ENCRYPTION_KEY_BYTES = 32
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# What each variable expects, said in the error when it is missing or malformed.
+EXPECTED: dict[str, str] = {
+    "PB_URL": "the PocketBase base URL, e.g. http://127.0.0.1:8090",
+    "PB_ADMIN_EMAIL": "the first superuser's e-mail address, e.g. admin@example.com",
+    "PB_ADMIN_PASSWORD": "the first superuser's password, at least 10 characters",
+    "PB_ENCRYPTION_KEY": "32 random bytes as 64 hex characters or base64 "
+    "(make one with: python -c 'import secrets; print(secrets.token_hex(32))')",
+    "REDIS_URL": "a Redis URL, e.g. redis://127.0.0.1:6379/0",
+}
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line fit to show the operator."""
+
+
+def decode_encryption_key(raw: str) -> bytes:
+    """Decode `PB_ENCRYPTION_KEY`: 32 bytes as 64 hex characters or (URL-safe) base64."""
+    text = raw.strip()
+    key: bytes | None = None
+    if re.fullmatch(r"[0-9a-fA-F]{64}", text):
+        key = bytes.fromhex(text)
+    else:
+        try:
+            key = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=False)
+        except (binascii.Error, ValueError):
+            key = None
+        if key is not None and not re.fullmatch(r"[A-Za-z0-9+/_-]+=*", text):
+            key = None
+    if key is None or len(key) != ENCRYPTION_KEY_BYTES:
+        got = "not hex or base64" if key is None else f"decodes to {len(key)} bytes"
+        raise ValueError(f"must be 32 bytes as 64 hex characters or base64 ({got})")
+    return key
+
+
+class Settings(BaseSettings):
+    """The service's configuration; see `.env.example` for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    pb_url: str = "http://127.0.0.1:8090"
+    pb_admin_email: str
+    pb_admin_password: SecretStr
+    pb_encryption_key: SecretStr
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    # Where a local PocketBase keeps its data; lets bootstrap create the first superuser with the
+    # `pocketbase` binary, which the REST API cannot do before a superuser exists.
+    pb_data_dir: Path | None = None
+    pb_migrations_dir: Path = DEFAULT_MIGRATIONS_DIR
+    pb_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 15.0
+    pb_retry_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    # Requests per PocketBase batch call; bootstrap sets the server's limit to this value.
+    pb_batch_size: Annotated[int, Field(ge=1, le=1000)] = 200
+    pb_batch_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
+    pb_startup_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 60.0
+
+    @field_validator("pb_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not re.fullmatch(r"(redis|rediss|unix)://\S+", value):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("pb_admin_email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value.strip()):
+            raise ValueError("must be an e-mail address")
+        return value.strip()
+
+    @field_validator("pb_admin_password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 10:
+            raise ValueError("must be at least 10 characters")
+        return value
+
+    @field_validator("pb_encryption_key")
+    @classmethod
+    def _encryption_key(cls, value: SecretStr) -> SecretStr:
+        decode_encryption_key(value.get_secret_value())
+        return value
+
+    @property
+    def encryption_key(self) -> bytes:
+        return decode_encryption_key(self.pb_encryption_key.get_secret_value())
+
+
+def _describe(error: Any) -> str:
+    variable = str(error["loc"][0]).upper() if error["loc"] else "settings"
+    expected = EXPECTED.get(variable)
+    if error["type"] == "missing":
+        return f"{variable} is not set: expected {expected or 'a value'}"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    hint = f" (expected {expected})" if expected and expected not in reason else ""
+    return f"{variable} is invalid: {reason}{hint}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment; validation errors become one `ConfigError` line."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, loaded on first use."""
+    return load_settings()

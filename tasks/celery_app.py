@@ -1,0 +1,46 @@
+"""The Celery app, configured from `fathom2loom.settings` and nothing else.
+
+Workers, beat and Flower all start from here (`celery -A tasks.celery_app ...`). A bad setting
+stops the process at import with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from celery import Celery
+
+from beat_schedule import BEAT_SCHEDULE
+from fathom2loom.settings import ConfigError, Settings, get_settings
+
+__all__ = ["app", "celery_config"]
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings; secrets never travel in task arguments, so JSON is all we serialise."""
+    return {
+        "broker_url": settings.redis_url,
+        "result_backend": settings.redis_url,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "result_expires": 24 * 3600,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "beat_schedule": BEAT_SCHEDULE,
+    }
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        print(f"fathom2loom: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+app = Celery("fathom2loom", include=["tasks.sync_queue", "tasks.transfer", "tasks.logging_sink"])
+app.conf.update(celery_config(_settings_or_exit()))
