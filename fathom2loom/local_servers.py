@@ -55,7 +55,7 @@ def pocketbase_binary() -> Path:
 
 def redis_binary() -> Path:
     found = os.environ.get("REDIS_SERVER_BIN") or shutil.which("redis-server")
-    if not found:
+    if not found or not os.access(found, os.X_OK):
         raise MissingBinary(
             "redis-server was not found: install it with `apt-get install redis-server`"
             " (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_SERVER_BIN"

@@ -1,0 +1,149 @@
+"""Real-service fixtures: each test session starts its own PocketBase and Redis on free ports.
+
+Servers live in pytest's temporary directories and are stopped at the end of the session, also
+when tests fail. Nothing here connects to a server this session did not start.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fathom2loom.local_servers import LocalPocketBase, LocalRedis, MissingBinary
+from fathom2loom.pocketbase.client import BatchOp, PocketBase
+from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
+
+ADMIN_EMAIL = "admin@fathom2loom.test"
+ADMIN_PASSWORD = "admin-password-for-tests"
+ENCRYPTION_KEY = secrets.token_hex(32)
+APP_COLLECTIONS = ("logs", "queue", "api_keys", "user_meta", "users")
+
+
+def _start(server: Any) -> Any:
+    try:
+        return server.start()
+    except MissingBinary as exc:
+        pytest.exit(str(exc), returncode=3)
+
+
+def start_pocketbase(root: Path, *, migrations: bool = True, superuser: bool = True) -> Any:
+    server = LocalPocketBase(root / "pb_data", DEFAULT_MIGRATIONS_DIR if migrations else None)
+    if superuser:
+        server.create_superuser(ADMIN_EMAIL, ADMIN_PASSWORD)
+    return _start(server)
+
+
+@pytest.fixture(scope="session")
+def pb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPocketBase]:
+    server = start_pocketbase(tmp_path_factory.mktemp("pocketbase"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedis]:
+    server = _start(LocalRedis(tmp_path_factory.mktemp("redis")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def make_settings(pb_url: str, redis_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "pb_url": pb_url,
+        "redis_url": redis_url,
+        "pb_admin_email": ADMIN_EMAIL,
+        "pb_admin_password": ADMIN_PASSWORD,
+        "pb_encryption_key": ENCRYPTION_KEY,
+        "pb_startup_wait_seconds": 20,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings(pb_server: LocalPocketBase, redis_server: LocalRedis) -> Settings:
+    return make_settings(pb_server.url, redis_server.url, pb_data_dir=pb_server.data_dir)
+
+
+@pytest.fixture(scope="session")
+def admin_session(settings: Settings) -> Iterator[PocketBase]:
+    from fathom2loom.bootstrap import bootstrap
+
+    with PocketBase.from_settings(settings) as pb:
+        bootstrap(settings, pb)
+        yield pb
+
+
+def wipe(pb: PocketBase) -> None:
+    for collection in APP_COLLECTIONS:
+        ids = [r["id"] for r in pb.list_all(collection, fields="id", per_page=1000)]
+        pb.batch([BatchOp("DELETE", collection, id=i) for i in ids])
+
+
+@pytest.fixture
+def pb(admin_session: PocketBase) -> Iterator[PocketBase]:
+    """A superuser client on a PocketBase whose app collections are empty before and after."""
+    wipe(admin_session)
+    yield admin_session
+    wipe(admin_session)
+
+
+@dataclass
+class UserSession:
+    """A regular user talking to PocketBase with its own token, as the web app would."""
+
+    id: str
+    email: str
+    http: httpx.Client
+
+    def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.request(method, path, **kwargs)
+
+    def records(self, collection: str, record_id: str = "") -> str:
+        return f"/api/collections/{collection}/records" + (f"/{record_id}" if record_id else "")
+
+    def list_ids(self, collection: str, filter: str | None = None) -> set[str]:
+        params = {"perPage": 500, **({"filter": filter} if filter else {})}
+        response = self.call("GET", self.records(collection), params=params)
+        response.raise_for_status()
+        return {item["id"] for item in response.json()["items"]}
+
+
+@pytest.fixture
+def make_user(pb: PocketBase, pb_server: LocalPocketBase) -> Iterator[Callable[[str], UserSession]]:
+    sessions: list[UserSession] = []
+
+    def factory(name: str) -> UserSession:
+        email, password = f"{name}@users.test", f"{name}-password-123"
+        user = pb.create(
+            "users", {"email": email, "password": password, "passwordConfirm": password}
+        )
+        http = httpx.Client(base_url=pb_server.url, timeout=10)
+        login = http.post(
+            "/api/collections/users/auth-with-password",
+            json={"identity": email, "password": password},
+        )
+        login.raise_for_status()
+        http.headers["Authorization"] = login.json()["token"]
+        session = UserSession(user["id"], email, http)
+        sessions.append(session)
+        return session
+
+    yield factory
+    for session in sessions:
+        session.http.close()
+
+
+__all__ = ["UserSession", "make_settings", "pb_filter", "start_pocketbase"]

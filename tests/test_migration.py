@@ -1,0 +1,109 @@
+"""The initial schema migration on a real PocketBase 0.40: up creates, down removes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.schema import REQUIRED_COLLECTIONS
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_pocketbase
+
+USERS = "_pb_users_auth_"
+EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
+    "user_meta": {
+        "user_id": ("relation", USERS),
+        "file_path": ("text", None),
+        "active": ("bool", None),
+        "verified": ("bool", None),
+        "premium": ("bool", None),
+    },
+    "api_keys": {
+        "user_id": ("relation", USERS),
+        "encrypted_fathom": ("text", None),
+        "encrypted_loom": ("text", None),
+    },
+    "queue": {
+        "user_id": ("relation", USERS),
+        "meeting_id": ("text", None),
+        "status": ("select", ["pending", "processing", "completed", "failed", "cancelled"]),
+        "position": ("number", None),
+        "queued_at": ("date", None),
+        "started_at": ("date", None),
+        "completed_at": ("date", None),
+        "error_message": ("text", None),
+    },
+    "logs": {
+        "level": ("select", ["trace", "debug", "info", "warn", "error", "fatal"]),
+        "msg": ("text", None),
+        "ts": ("date", None),
+        "user_id": ("relation", USERS),
+        "component": ("text", None),
+        "metadata": ("json", None),
+    },
+}
+SYSTEM_FIELDS = {"id", "created", "updated"}
+
+
+def collections_by_name(pb: PocketBase) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in pb.collections()}
+
+
+def assert_schema(collections: dict[str, dict[str, Any]]) -> None:
+    for name, expected in EXPECTED_FIELDS.items():
+        fields = {f["name"]: f for f in collections[name]["fields"]}
+        assert set(fields) - SYSTEM_FIELDS == set(expected), name
+        for field_name, (kind, detail) in expected.items():
+            field = fields[field_name]
+            assert field["type"] == kind, (name, field_name)
+            if kind == "relation":
+                assert field["collectionId"] == detail
+                assert field["maxSelect"] == 1
+            if kind == "select":
+                assert field["values"] == detail
+                assert field["maxSelect"] == 1
+    assert collections["logs"]["updateRule"] is None
+    assert collections["logs"]["deleteRule"] is None
+    assert any("user_id" in index for index in collections["queue"]["indexes"])
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Any:
+    server = start_pocketbase(tmp_path)
+    yield server
+    server.stop()
+
+
+def test_migrate_up_creates_the_four_collections(fresh: Any) -> None:
+    # Given a PocketBase started with the project's migrations
+    with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+        # Expect exactly the designed fields, types and select values
+        assert_schema(collections_by_name(pb))
+        indexes = {c["name"]: " ".join(c["indexes"]) for c in pb.collections()}
+    assert "`status`, `position`" in indexes["queue"]
+    assert "`meeting_id`" in indexes["queue"]
+    for column in ("`ts`", "`level`", "`user_id`"):
+        assert column in indexes["logs"]
+
+
+def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
+    # Given a migrated server, stopped
+    fresh.stop()
+    # When the migration is reverted
+    fresh.migrate("down", "1")
+    # Expect no app collection, with the server started without the migrations
+    fresh.migrations_dir, migrations = None, fresh.migrations_dir
+    fresh.start()
+    with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+        names = set(collections_by_name(pb))
+    assert names.isdisjoint(REQUIRED_COLLECTIONS)
+    assert "users" in names
+    # And migrate up again brings them back
+    fresh.stop()
+    fresh.migrations_dir = migrations
+    fresh.migrate("up")
+    fresh.start()
+    with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+        assert_schema(collections_by_name(pb))
