@@ -15,7 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "DownloadFailed",
     "Fathom2LoomError",
+    "KeyRejected",
+    "LinkExpired",
+    "NotAllowed",
+    "NothingToDownload",
+    "PermanentProviderError",
     "PocketBaseBatchFailed",
     "PocketBaseError",
     "PocketBaseForbidden",
@@ -23,6 +29,13 @@ __all__ = [
     "PocketBaseRequestError",
     "PocketBaseUnavailable",
     "PocketBaseValidation",
+    "ProviderError",
+    "ProviderRejected",
+    "RateLimited",
+    "RecordingNotFound",
+    "StillRendering",
+    "TemporaryFault",
+    "TransientProviderError",
 ]
 
 
@@ -83,3 +96,69 @@ class PocketBaseBatchFailed(PocketBaseValidation):
 
     def __str__(self) -> str:
         return f"PocketBase rolled back a batch: request {self.index} failed: {self.cause}"
+
+
+class ProviderError(Fathom2LoomError):
+    """Fathom or Loom failed. `str()` and `user_message` never hold a key or a signed URL."""
+
+    def __init__(
+        self,
+        provider: str,
+        user_message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(user_message)
+        self.provider = provider
+        self.user_message = user_message
+        self.status = status
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    """Retrying the same request cannot succeed; the user has to act."""
+
+
+class KeyRejected(PermanentProviderError):
+    pass
+
+
+class NotAllowed(PermanentProviderError):
+    pass
+
+
+class RecordingNotFound(PermanentProviderError):
+    pass
+
+
+class NothingToDownload(PermanentProviderError):
+    pass
+
+
+class DownloadFailed(PermanentProviderError):
+    pass
+
+
+class ProviderRejected(PermanentProviderError):
+    pass
+
+
+class TransientProviderError(ProviderError):
+    """The same request may well succeed later."""
+
+
+class RateLimited(TransientProviderError):
+    pass
+
+
+class TemporaryFault(TransientProviderError):
+    pass
+
+
+class StillRendering(TransientProviderError):
+    pass
+
+
+class LinkExpired(TransientProviderError):
+    pass

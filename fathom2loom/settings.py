@@ -82,9 +82,28 @@ class Settings(BaseSettings):
     pb_batch_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 10
     pb_startup_wait_seconds: Annotated[float, Field(ge=0, le=600)] = 60.0
 
-    @field_validator("pb_url")
+    # Providers. Fathom's limits are documented; keep them settings in case they change.
+    fathom_base_url: str = "https://api.fathom.ai/external/v1"
+    fathom_calls_per_window: Annotated[int, Field(ge=1)] = 60
+    fathom_heavy_calls_per_window: Annotated[int, Field(ge=1)] = 30
+    fathom_download_requests_per_window: Annotated[int, Field(ge=1)] = 30
+    fathom_rate_window_seconds: Annotated[float, Field(gt=0)] = 60.0
+    fathom_poll_initial_seconds: Annotated[float, Field(gt=0)] = 5.0
+    fathom_poll_max_seconds: Annotated[float, Field(gt=0)] = 120.0
+    # Loom publishes no upload API: this is our adapter contract's server (docs/loom-contract.md).
+    loom_base_url: str | None = None
+    loom_auth_header: str = "Authorization"
+    loom_auth_scheme: str = "Bearer "
+    loom_chunk_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
+    download_chunk_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 1024 * 1024
+    http_connect_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
+    http_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    @field_validator("pb_url", "fathom_base_url", "loom_base_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")

@@ -1,0 +1,1 @@
+"""Clients for the two providers: Fathom (published API) and Loom (our adapter contract)."""

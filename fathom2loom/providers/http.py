@@ -1,0 +1,150 @@
+"""One place where provider HTTP responses and transport faults become our typed errors.
+
+Fathom, Loom and tus calls all go through `send`: it retries transient faults a few times with
+jittered backoff, but never sleeps longer than the caller allows (`RetryPolicy.max_sleep`), so a
+Celery task can hand a long wait back to the broker instead of holding a worker slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from fathom2loom.errors import (
+    KeyRejected,
+    NotAllowed,
+    NothingToDownload,
+    ProviderError,
+    ProviderRejected,
+    RateLimited,
+    RecordingNotFound,
+    TemporaryFault,
+    TransientProviderError,
+)
+from fathom2loom.retry import backoff_delay
+
+__all__ = ["RetryPolicy", "error_for", "retry_after_seconds", "send"]
+
+_BY_STATUS: dict[int, type[ProviderError]] = {
+    401: KeyRejected,
+    403: NotAllowed,
+    404: RecordingNotFound,
+    422: NothingToDownload,
+    429: RateLimited,
+}
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one call tries before it gives the fault back to its caller."""
+
+    attempts: int = 4
+    backoff_base: float = 0.5
+    backoff_cap: float = 8.0
+    # The longest single wait spent inside the call; longer waits raise with `retry_after`.
+    max_sleep: float = 10.0
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """The server's wait hint: `Retry-After` (seconds), else `RateLimit-Reset` (seconds left)."""
+    for header in ("Retry-After", "RateLimit-Reset"):
+        value = response.headers.get(header)
+        if value is not None:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                continue
+    return None
+
+
+def error_for(
+    provider: str, response: httpx.Response, messages: dict[int, str] | None = None
+) -> ProviderError:
+    """The typed error for a failed response; the message is short, human and secret-free."""
+    status = response.status_code
+    text = (messages or {}).get(status)
+    if status == 429:
+        return RateLimited(
+            provider,
+            text or f"{provider} rate limit reached (429): the transfer will retry",
+            status=status,
+            retry_after=retry_after_seconds(response),
+        )
+    if status >= 500 or status in (408, 425):
+        return TemporaryFault(
+            provider,
+            text or f"{provider} had a temporary fault ({status}): the transfer will retry",
+            status=status,
+            retry_after=retry_after_seconds(response),
+        )
+    kind = _BY_STATUS.get(status, ProviderRejected)
+    default = {
+        401: f"{provider} rejected the API key (401): update your {provider} key",
+        403: f"{provider} refused access (403): check that this key may use the item",
+        404: f"{provider} could not find the item (404)",
+        422: f"{provider} could not process the request (422)",
+    }.get(status, f"{provider} rejected the request ({status})")
+    return kind(provider, text or default, status=status)
+
+
+@dataclass
+class _Attempts:
+    policy: RetryPolicy
+    count: int = 0
+    last: TransientProviderError | None = field(default=None)
+
+    def wait_or_raise(self, fault: TransientProviderError) -> None:
+        self.count += 1
+        delay = fault.retry_after
+        if delay is None:
+            delay = backoff_delay(self.count, self.policy.backoff_base, self.policy.backoff_cap)
+        if self.count >= self.policy.attempts or delay > self.policy.max_sleep:
+            raise fault
+        time.sleep(delay)
+
+
+def send(
+    http: httpx.Client,
+    provider: str,
+    method: str,
+    url: str,
+    *,
+    policy: RetryPolicy,
+    messages: dict[int, str] | None = None,
+    retry_transport: bool = True,
+    before_each: Callable[[], None] | None = None,
+    on_rate_limited: Callable[[RateLimited], None] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    """Send a request; return a 2xx response or raise the typed error once retries are spent.
+
+    `before_each` runs before every attempt (a client-side rate limiter takes its call there);
+    `on_rate_limited` hears every 429 (to make other processes back off too).
+    """
+    attempts = _Attempts(policy)
+    while True:
+        if before_each is not None:
+            before_each()
+        try:
+            response = http.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            fault = TemporaryFault(
+                provider,
+                f"{provider} could not be reached ({type(exc).__name__}): the transfer will retry",
+            )
+            if not retry_transport:
+                raise fault from exc
+            attempts.wait_or_raise(fault)
+            continue
+        if response.is_success:
+            return response
+        error = error_for(provider, response, messages)
+        if isinstance(error, RateLimited) and on_rate_limited is not None:
+            on_rate_limited(error)
+        if not isinstance(error, TransientProviderError):
+            raise error
+        attempts.wait_or_raise(error)

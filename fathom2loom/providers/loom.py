@@ -1,0 +1,182 @@
+"""The Loom adapter: our own small contract (docs/loom-contract.md), uploads in tus 1.0.
+
+Loom publishes no upload API; this client speaks the contract the project defines, against a
+configurable base URL and auth header. Uploads stream from a byte source that can restart at any
+offset, one `chunk_bytes` body at a time, so memory stays flat whatever the file size.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+from urllib.parse import quote, urljoin
+
+import httpx
+from pydantic import BaseModel
+
+from fathom2loom.errors import ProviderError, ProviderRejected, StillRendering
+from fathom2loom.providers.http import RetryPolicy, send
+from fathom2loom.providers.ratelimit import key_identity
+from fathom2loom.providers.tus import ByteSource, TusClient, UploadGone
+
+__all__ = ["LoomClient", "LoomProcessing", "LoomVideo"]
+
+PROVIDER = "Loom"
+
+
+class LoomVideo(BaseModel):
+    id: str
+    status: Literal["awaiting_upload", "uploading", "processing", "ready", "failed"]
+    title: str = ""
+    size_bytes: int
+    received_bytes: int = 0
+    upload_endpoint: str
+    upload_url: str | None = None
+    share_url: str | None = None
+    failure_reason: str | None = None
+
+
+class LoomProcessing(StillRendering):
+    """Loom holds every byte but has not finished processing the video."""
+
+
+class LoomClient:
+    """One user's Loom access through the adapter contract."""
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        http: httpx.Client,
+        base_url: str,
+        auth_header: str = "Authorization",
+        auth_scheme: str = "Bearer ",
+        policy: RetryPolicy | None = None,
+        chunk_bytes: int = 8 * 1024 * 1024,
+    ) -> None:
+        self._http = http
+        self.base_url = base_url.rstrip("/")
+        self._auth = {auth_header: f"{auth_scheme}{api_key}"}
+        self._identity = key_identity(api_key)
+        self.policy = policy or RetryPolicy()
+        self.chunk_bytes = chunk_bytes
+        self.tus = TusClient(http, provider=PROVIDER, headers=self._auth, policy=self.policy)
+
+    def __repr__(self) -> str:
+        return f"LoomClient(key={self._identity[:8]}…, base_url={self.base_url!r})"
+
+    def _call(
+        self, method: str, path: str, messages: dict[int, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = {**self._auth, "Accept": "application/json", **kwargs.pop("headers", {})}
+        return send(
+            self._http,
+            PROVIDER,
+            method,
+            f"{self.base_url}{path}",
+            policy=self.policy,
+            messages=messages,
+            headers=headers,
+            **kwargs,
+        )
+
+    def create_video(
+        self,
+        *,
+        title: str,
+        description: str,
+        size_bytes: int,
+        content_type: str,
+        idempotency_key: str,
+    ) -> LoomVideo:
+        """Create the video, or get back the one this idempotency key made before."""
+        if not 0 < len(idempotency_key) <= 255:
+            raise ValueError("idempotency_key must be 1 to 255 characters")
+        response = self._call(
+            "POST",
+            "/v1/videos",
+            messages={413: "Loom refused the file as too large (413)"},
+            headers={"Idempotency-Key": idempotency_key},
+            json={
+                "title": title,
+                "description": description,
+                "size_bytes": size_bytes,
+                "content_type": content_type,
+            },
+        )
+        return LoomVideo.model_validate(response.json())
+
+    def get_video(self, video_id: str) -> LoomVideo:
+        response = self._call(
+            "GET",
+            f"/v1/videos/{quote(video_id)}",
+            messages={404: f"Loom has no video {video_id} (404)"},
+        )
+        return LoomVideo.model_validate(response.json())
+
+    def delete_video(self, video_id: str) -> None:
+        """Delete a video (an unfinished one after a cancel); already gone is fine."""
+        try:
+            self._call("DELETE", f"/v1/videos/{quote(video_id)}")
+        except ProviderError as exc:
+            if exc.status != 404:
+                raise
+
+    def upload(
+        self,
+        video: LoomVideo,
+        source: ByteSource,
+        *,
+        on_progress: Callable[[int], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        """Send the video's bytes, continuing an upload the server already holds."""
+        url = video.upload_url and urljoin(self.base_url + "/", video.upload_url)
+        if url:
+            try:
+                self.tus.offset(url)
+            except UploadGone:
+                url = None
+        if not url:
+            endpoint = urljoin(self.base_url + "/", video.upload_endpoint)
+            url = self.tus.create(
+                endpoint,
+                video.size_bytes,
+                {"video_id": video.id, "filename": f"{video.id}.mp4", "filetype": "video/mp4"},
+            )
+        self.tus.upload(
+            url,
+            source,
+            length=video.size_bytes,
+            chunk_bytes=self.chunk_bytes,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
+
+    def poll_ready(self, video_id: str, *, attempt: int = 1) -> LoomVideo:
+        """The ready video, or `LoomProcessing` with a `retry_after`; `failed` is permanent."""
+        video = self.get_video(video_id)
+        if video.status == "ready" and video.share_url:
+            return video
+        if video.status == "failed":
+            reason = video.failure_reason or "no reason given"
+            raise ProviderRejected(PROVIDER, f"Loom could not process the video ({reason})")
+        raise LoomProcessing(
+            PROVIDER,
+            "Loom is still processing the video: the transfer will wait",
+            retry_after=min(60.0, 0.5 * 2 ** (attempt - 1)),
+        )
+
+    def wait_ready(self, video_id: str, *, timeout: float) -> LoomVideo:
+        deadline = time.monotonic() + timeout
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self.poll_ready(video_id, attempt=attempt)
+            except LoomProcessing as processing:
+                delay = processing.retry_after or 1.0
+                if time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
