@@ -45,6 +45,10 @@ def rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+def _once(body: bytes) -> Iterator[bytes]:
+    yield body
+
+
 class TusClient:
     def __init__(
         self,
@@ -95,11 +99,17 @@ class TusClient:
         return int(response.headers["Upload-Offset"])
 
     def patch(self, url: str, offset: int, body: bytes) -> int:
-        """Send one body at `offset`; return the server's new offset. One attempt only."""
+        """Send one body at `offset`; return the server's new offset. One attempt only.
+
+        The body goes through a one-shot iterator: httpx keeps each request reachable from a
+        response reference cycle until the garbage collector runs, and that must not pin
+        megabytes per chunk.
+        """
         headers = {
             **self._headers,
             "Upload-Offset": str(offset),
             "Content-Type": "application/offset+octet-stream",
+            "Content-Length": str(len(body)),
         }
         once = RetryPolicy(attempts=1, max_sleep=0)
         try:
@@ -111,7 +121,7 @@ class TusClient:
                 policy=once,
                 retry_transport=False,
                 headers=headers,
-                content=body,
+                content=_once(body),
             )
         except ProviderError as exc:
             if exc.status == 409:  # Offset mismatch: resume from the server's offset.
