@@ -147,3 +147,71 @@ def make_user(pb: PocketBase, pb_server: LocalPocketBase) -> Iterator[Callable[[
 
 
 __all__ = ["UserSession", "make_settings", "pb_filter", "start_pocketbase"]
+
+
+# -- providers ------------------------------------------------------------------------------
+
+FATHOM_KEY = "fathom-test-key-0123456789"
+LOOM_KEY = "loom-test-key-9876543210"
+
+
+@pytest.fixture
+def fathom_standin() -> Iterator[Any]:
+    from fathom2loom.standins.fathom import FathomStandin
+
+    standin = FathomStandin(page_size=10, render_seconds=0.0).start()
+    standin.add_key(FATHOM_KEY)
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def loom_standin(tmp_path: Path) -> Iterator[Any]:
+    from fathom2loom.standins.loom import LoomStandin
+
+    standin = LoomStandin(storage_dir=tmp_path / "loom").start()
+    try:
+        yield standin
+    finally:
+        standin.stop()
+
+
+@pytest.fixture
+def redis_client(redis_server: LocalRedis) -> Iterator[Any]:
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+@pytest.fixture
+def providers(
+    fathom_standin: Any, loom_standin: Any, redis_client: Any, settings: Settings
+) -> Iterator[Any]:
+    from fathom2loom.providers.factory import Providers
+    from fathom2loom.providers.http import RetryPolicy
+
+    configured = make_settings(
+        settings.pb_url,
+        settings.redis_url,
+        fathom_base_url=fathom_standin.url,
+        loom_base_url=loom_standin.url,
+        fathom_poll_initial_seconds=0.05,
+        fathom_poll_max_seconds=0.5,
+        loom_chunk_bytes=256 * 1024,
+        download_chunk_bytes=64 * 1024,
+    )
+    made = Providers.from_settings(
+        configured, redis_client, policy=RetryPolicy(attempts=4, backoff_base=0.05, max_sleep=2.0)
+    )
+    try:
+        yield made
+    finally:
+        made.close()

@@ -1,0 +1,62 @@
+"""Run both stand-ins until SIGTERM/SIGINT, for the sandbox and for manual poking.
+
+Prints one JSON line with both base URLs, so a launcher that passed port 0 learns the ports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from types import FrameType
+
+from fathom2loom.standins.fathom import FathomStandin
+from fathom2loom.standins.loom import LoomStandin
+
+FIRST_RECORDING_ID = 1001
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m fathom2loom.standins", description=__doc__)
+    parser.add_argument("--fathom-port", type=int, default=0)
+    parser.add_argument("--loom-port", type=int, default=0)
+    parser.add_argument("--seed-key", help="a Fathom API key to create and give meetings to")
+    parser.add_argument("--meetings", type=int, default=0, help="meetings for --seed-key")
+    parser.add_argument("--size", type=int, default=1_000_000, help="bytes per recording")
+    parser.add_argument("--render-seconds", type=float, default=0.0)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.meetings and not args.seed_key:
+        parser.error("--meetings needs --seed-key")
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    fathom = FathomStandin(port=args.fathom_port, render_seconds=args.render_seconds)
+    loom = LoomStandin(port=args.loom_port)
+    try:
+        fathom.start()
+        loom.start()
+        if args.seed_key:
+            fathom.add_key(args.seed_key)
+        for index in range(args.meetings):
+            fathom.add_meeting(args.seed_key, FIRST_RECORDING_ID + index, size=args.size)
+        print(json.dumps({"fathom_url": fathom.url, "loom_url": loom.url}), flush=True)
+        stopping.wait()
+    finally:
+        fathom.stop()
+        loom.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

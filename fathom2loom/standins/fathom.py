@@ -1,0 +1,402 @@
+"""A local stand-in for Fathom's External API v1, as published (see shared/provider-apis.md).
+
+It serves meetings, transcripts, summaries and the three-step video download (request, poll,
+fetch a short-lived signed URL with Range support) over loopback, so the real Fathom client can
+be tested end to end, faults included: rendering delays and failures, expired downloads and
+links, cut-off transfers, rate limits.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import math
+import re
+import secrets
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+from fathom2loom.standins.base import StandinServer, rate_limit_headers
+from fathom2loom.standins.content import (
+    action_items_document,
+    content_sha256,
+    crm_matches_document,
+    iso,
+    iter_content,
+    meeting_document,
+    summary_document,
+    transcript_document,
+)
+from fathom2loom.standins.http import HTTPError, Request, Response, json_response
+
+__all__ = ["FathomStandin"]
+
+_FIRST_MEETING = datetime(2025, 1, 1, 9, 0, tzinfo=UTC)
+_WINDOW_SECONDS = 60.0
+
+
+@dataclass
+class _Meeting:
+    size: int
+    audio_only: bool
+    created_at: datetime
+    doc: dict[str, Any]
+
+
+@dataclass
+class _Link:
+    recording_id: int
+    size: int
+    content_type: str
+    expires: float  # time.monotonic()
+
+
+@dataclass
+class _Download:
+    download_id: str
+    recording_id: int
+    key: str
+    ready_at: float  # time.monotonic()
+    failure: str | None
+    expire: bool
+    meeting: _Meeting
+    token: str | None = None
+
+
+def _storage_error(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> HTTPError:
+    """Storage hosts answer in XML, not in Fathom's JSON: clients must cope with both."""
+    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
+    body += f"<Message>{message}</Message></Error>"
+    return HTTPError(status, message, headers=headers, body=body.encode(), content_type="text/xml")
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """[start, end) asked for by a single `Range: bytes=...` header; None means the whole file."""
+    found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
+    if not found or found.groups() == ("", ""):
+        return None
+    first, last = found.groups()
+    if first:
+        start, end = int(first), min(size, int(last) + 1) if last else size
+    else:
+        start, end = max(0, size - int(last)), size
+    if start >= size or end <= start:
+        raise _storage_error(
+            416, "InvalidRange", "Range not satisfiable", {"Content-Range": f"bytes */{size}"}
+        )
+    return start, end
+
+
+def _time_arg(req: Request, name: str) -> datetime | None:
+    raw = req.arg(name)
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise HTTPError(400, f"{name} is not an ISO 8601 date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class FathomStandin(StandinServer):
+    """Fathom External API v1 on 127.0.0.1; `url` ends in `/external/v1` like the real base URL."""
+
+    api_prefix = "/external/v1"
+    subject_prefix = "recording"
+    fault_extras: ClassVar[dict[str, type]] = {
+        "render_seconds": float,
+        "render_failure": str,  # "generation_failed" or "generation_timeout"
+        "expired_downloads": int,
+        "expired_links": int,
+        "cut_after_bytes": int,
+    }
+
+    def __init__(
+        self,
+        port: int = 0,
+        page_size: int = 10,
+        render_seconds: float = 0.0,
+        link_ttl_seconds: float = 3600,
+        enforce_rate_limit: int | None = None,
+    ) -> None:
+        super().__init__(port)
+        self.page_size = page_size
+        self.render_seconds = render_seconds
+        self.link_ttl_seconds = link_ttl_seconds
+        self.enforce_rate_limit = enforce_rate_limit
+        self._meetings: dict[str, dict[int, _Meeting]] = {}
+        self._downloads: dict[str, _Download] = {}
+        self._links: dict[str, _Link] = {}
+        self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._bytes_served = self._downloads_requested = self._key_to_storage = 0
+        self.route("GET", "/meetings", self._list_meetings)
+        self.route("GET", "/recordings/{id}/transcript", self._transcript)
+        self.route("GET", "/recordings/{id}/summary", self._summary)
+        self.route("POST", "/recordings/{id}/download", self._request_download)
+        self.route("GET", "/recordings/{id}/downloads/{download_id}", self._poll_download)
+        for method in ("GET", "HEAD"):
+            self.route(method, "/_files/{token}", self._file, api=False)
+
+    # -- seeding and inspection ---------------------------------------------------------------
+
+    def add_key(self, api_key: str) -> None:
+        with self.lock:
+            self._meetings.setdefault(api_key, {})
+
+    def add_meeting(
+        self,
+        api_key: str,
+        recording_id: int,
+        *,
+        size: int = 1_000_000,
+        title: str | None = None,
+        audio_only: bool = False,
+        created_at: datetime | None = None,
+        team: str | None = None,
+    ) -> dict[str, Any]:
+        """Add a meeting only `api_key` sees; by default each one is an hour newer than the last."""
+        owner_id = hashlib.sha256(api_key.encode()).hexdigest()[:8]
+        with self.lock:
+            seeded = sum(len(meetings) for meetings in self._meetings.values())
+            created = created_at or _FIRST_MEETING + timedelta(hours=seeded)
+            created = created if created.tzinfo else created.replace(tzinfo=UTC)
+            doc = meeting_document(
+                recording_id,
+                size=size,
+                title=title or f"Meeting {recording_id}",
+                created_at=created,
+                owner=(f"User {owner_id}", f"user-{owner_id}@acme.example"),
+                team=team,
+            )
+            self._meetings.setdefault(api_key, {})[recording_id] = _Meeting(
+                size, audio_only, created, doc
+            )
+        return copy.deepcopy(doc)
+
+    def call_times(self, api_key: str) -> list[float]:
+        """time.monotonic() of every API call made with `api_key` (not file GETs or control)."""
+        return self.key_call_times(api_key)
+
+    def expected_sha256(self, recording_id: int) -> str:
+        with self.lock:
+            sizes = [m[recording_id].size for m in self._meetings.values() if recording_id in m]
+        if not sizes:
+            raise KeyError(recording_id)
+        return content_sha256(recording_id, sizes[0])
+
+    def extra_stats(self) -> dict[str, Any]:
+        return {
+            "calls_by_key": self.key_call_counts(),
+            "bytes_served": self._bytes_served,
+            "downloads_requested": self._downloads_requested,
+            "api_key_sent_to_storage": self._key_to_storage,
+        }
+
+    def reset_counters(self) -> None:
+        self._bytes_served = self._downloads_requested = self._key_to_storage = 0
+        self._windows.clear()
+
+    # -- hooks ----------------------------------------------------------------------------------
+
+    def request_key(self, req: Request) -> str | None:
+        return req.header("X-Api-Key")
+
+    def route_subjects(self, req: Request) -> set[str]:
+        if "id" in req.params:
+            return {f"recording:{req.params['id']}"}
+        with self.lock:
+            link = self._links.get(req.params.get("token", ""))
+        return {f"recording:{link.recording_id}"} if link else set()
+
+    def admit(self, req: Request) -> None:
+        if "/_files/" in req.route:
+            return
+        with self.lock:
+            if req.key is None or req.key not in self._meetings:
+                raise HTTPError(401, "invalid API key")
+            if self.enforce_rate_limit is None:
+                return
+            now, window = time.monotonic(), self._windows[req.key]
+            while window and window[0] <= now - _WINDOW_SECONDS:
+                window.popleft()
+            if len(window) >= self.enforce_rate_limit:
+                wait = max(1, math.ceil(window[0] + _WINDOW_SECONDS - now))
+                headers = rate_limit_headers(wait, self.enforce_rate_limit)
+                raise HTTPError(429, "rate limit exceeded", headers=headers)
+            window.append(now)
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def _list_meetings(self, req: Request) -> Response:
+        after, before = _time_arg(req, "created_after"), _time_arg(req, "created_before")
+        emails, teams = set(req.args("recorded_by")), set(req.args("teams"))
+        domains = set(req.args("calendar_invitees_domains"))
+        with self.lock:
+            meetings = list(self._meetings.get(req.key or "", {}).values())
+        chosen = [
+            m
+            for m in meetings
+            if (after is None or m.created_at > after)
+            and (before is None or m.created_at < before)
+            and (not emails or m.doc["recorded_by"]["email"] in emails)
+            and (not teams or m.doc["recorded_by"]["team"] in teams)
+            and (not domains or domains & {i["email_domain"] for i in m.doc["calendar_invitees"]})
+        ]
+        chosen.sort(key=lambda m: (m.created_at, m.doc["recording_id"]), reverse=True)
+        offset = self._cursor_offset(req.arg("cursor"))
+        end = offset + self.page_size
+        next_cursor = base64.urlsafe_b64encode(str(end).encode()).decode()
+        return json_response(
+            200,
+            {
+                "limit": self.page_size,
+                "next_cursor": next_cursor if end < len(chosen) else None,
+                "items": [self._with_includes(m.doc, req) for m in chosen[offset:end]],
+            },
+        )
+
+    @staticmethod
+    def _cursor_offset(cursor: str | None) -> int:
+        if not cursor:
+            return 0
+        try:
+            return int(base64.urlsafe_b64decode(cursor.encode()).decode())
+        except (ValueError, binascii.Error):
+            raise HTTPError(400, "invalid cursor") from None
+
+    @staticmethod
+    def _with_includes(doc: dict[str, Any], req: Request) -> dict[str, Any]:
+        item = dict(doc)
+        if req.flag("include_transcript"):
+            item["transcript"] = transcript_document(doc)
+        if req.flag("include_summary"):
+            item["default_summary"] = summary_document(doc)
+        if req.flag("include_action_items"):
+            item["action_items"] = action_items_document(doc)
+        if req.flag("include_crm_matches"):
+            item["crm_matches"] = crm_matches_document()
+        return item
+
+    def _meeting(self, req: Request) -> _Meeting:
+        raw = req.params["id"]
+        with self.lock:
+            meeting = self._meetings.get(req.key or "", {}).get(int(raw)) if raw.isdigit() else None
+        if meeting is None:
+            raise HTTPError(404, "recording not found")
+        return meeting
+
+    def _transcript(self, req: Request) -> Response:
+        return json_response(200, {"transcript": transcript_document(self._meeting(req).doc)})
+
+    def _summary(self, req: Request) -> Response:
+        return json_response(200, {"summary": summary_document(self._meeting(req).doc)})
+
+    def _request_download(self, req: Request) -> Response:
+        meeting = self._meeting(req)
+        failure = self.take_extra("render_failure", req)
+        render = self.take_extra("render_seconds", req)
+        render = self.render_seconds if render is None else float(render)
+        download = _Download(
+            download_id=f"dl_{secrets.token_hex(10)}",
+            recording_id=meeting.doc["recording_id"],
+            key=req.key or "",
+            ready_at=time.monotonic() + (0.0 if meeting.audio_only else render),
+            failure=failure,
+            expire=self.take_count("expired_downloads", req),
+            meeting=meeting,
+        )
+        with self.lock:
+            self._downloads[download.download_id] = download
+            self._downloads_requested += 1
+        return json_response(202, self._download_doc(download, polled=False))
+
+    def _poll_download(self, req: Request) -> Response:
+        with self.lock:
+            download = self._downloads.get(req.params["download_id"])
+        if download is None or download.key != req.key:
+            raise HTTPError(404, "download not found")
+        if str(download.recording_id) != req.params["id"]:
+            raise HTTPError(404, "download not found")
+        return json_response(200, self._download_doc(download, polled=True))
+
+    def _download_doc(self, download: _Download, polled: bool) -> dict[str, Any]:
+        """A RecordingDownload as of now: rendering ends lazily, no timers involved.
+
+        The 202 of a video download always says `processing`, as Fathom's does; audio-only
+        downloads may be `completed` at once.
+        """
+        now = time.monotonic()
+        doc: dict[str, Any] = {
+            "download_id": download.download_id,
+            "recording_id": download.recording_id,
+            "status": "processing",
+        }
+        if now < download.ready_at or not (polled or download.meeting.audio_only):
+            return doc
+        if download.failure:
+            return {**doc, "status": "failed", "failure_reason": download.failure}
+        if download.expire and polled:
+            return {**doc, "status": "expired"}
+        link = self._link(download, now)
+        if now >= link.expires:
+            return {**doc, "status": "expired"}
+        expires_at = datetime.now(UTC) + timedelta(seconds=link.expires - now)
+        kind = "audio" if download.meeting.audio_only else "video"
+        file = {
+            "url": f"{self.root_url}/_files/{download.token}",
+            "content_type": link.content_type,
+            "file_size_bytes": link.size,
+            "expires_at": iso(expires_at),
+        }
+        return {**doc, "status": "completed", kind: file}
+
+    def _link(self, download: _Download, now: float) -> _Link:
+        """The download's signed URL, made the first time the download is seen completed."""
+        with self.lock:
+            if download.token is None:
+                download.token = secrets.token_urlsafe(24)
+                content_type = "audio/mp4" if download.meeting.audio_only else "video/mp4"
+                self._links[download.token] = _Link(
+                    download.recording_id,
+                    download.meeting.size,
+                    content_type,
+                    now + self.link_ttl_seconds,
+                )
+            return self._links[download.token]
+
+    # -- the storage host ---------------------------------------------------------------------
+
+    def _file(self, req: Request) -> Response:
+        with self.lock:
+            link = self._links.get(req.params["token"])
+            if req.header("X-Api-Key") or req.header("Authorization"):
+                self._key_to_storage += 1
+        if link is None:
+            raise _storage_error(403, "AccessDenied", "Access Denied")
+        expired = req.method == "GET" and self.take_count("expired_links", req)
+        if expired or time.monotonic() >= link.expires:
+            raise _storage_error(403, "AccessDenied", "Request has expired")
+        asked = _byte_range(req.header("Range"), link.size)
+        start, end = asked or (0, link.size)
+        headers = {"Content-Type": link.content_type, "Accept-Ranges": "bytes"}
+        if asked:
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{link.size}"
+        return Response(
+            206 if asked else 200,
+            iter_content(link.recording_id, link.size, start, end),
+            headers,
+            length=end - start,
+            cut_after=self.take_extra("cut_after_bytes", req) if req.method == "GET" else None,
+            on_sent=self._served,
+        )
+
+    def _served(self, count: int) -> None:
+        with self.lock:
+            self._bytes_served += count
