@@ -31,6 +31,7 @@ EXPECTED: dict[str, str] = {
     "PB_ADMIN_PASSWORD": "the first superuser's password, at least 10 characters",
     "PB_ENCRYPTION_KEY": "32 random bytes as 64 hex characters or base64 "
     "(make one with: python -c 'import secrets; print(secrets.token_hex(32))')",
+    "PB_ENCRYPTION_KEY_PREVIOUS": "comma-separated earlier keys, each 32 bytes as hex or base64",
     "REDIS_URL": "a Redis URL, e.g. redis://127.0.0.1:6379/0",
 }
 
@@ -69,6 +70,8 @@ class Settings(BaseSettings):
     pb_admin_email: str
     pb_admin_password: SecretStr
     pb_encryption_key: SecretStr
+    # Earlier encryption keys, comma-separated: still accepted for reading during a rotation.
+    pb_encryption_key_previous: SecretStr | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
 
     # Where a local PocketBase keeps its data; lets bootstrap create the first superuser with the
@@ -98,6 +101,18 @@ class Settings(BaseSettings):
     download_chunk_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 1024 * 1024
     http_connect_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+
+    # Transfers and Celery. The visibility timeout must exceed the longest transfer: a message
+    # unacked for longer is handed to another worker (our lease makes that copy wait).
+    celery_visibility_timeout_seconds: Annotated[int, Field(ge=1)] = 4 * 3600
+    celery_restore_interval_seconds: Annotated[int, Field(ge=1)] = 10
+    transfer_time_limit_seconds: Annotated[int, Field(ge=60)] = 3 * 3600
+    transfer_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    transfer_progress_interval_seconds: Annotated[float, Field(gt=0)] = 3.0
+    transfer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
+    transfer_retry_base_seconds: Annotated[float, Field(gt=0)] = 10.0
+    transfer_retry_max_seconds: Annotated[float, Field(gt=0)] = 600.0
+    transfer_render_timeout_seconds: Annotated[float, Field(gt=0)] = 6 * 3600.0
 
     @field_validator("pb_url", "fathom_base_url", "loom_base_url")
     @classmethod
@@ -135,9 +150,24 @@ class Settings(BaseSettings):
         decode_encryption_key(value.get_secret_value())
         return value
 
+    @field_validator("pb_encryption_key_previous")
+    @classmethod
+    def _previous_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            for part in value.get_secret_value().split(","):
+                if part.strip():
+                    decode_encryption_key(part)
+        return value
+
     @property
     def encryption_key(self) -> bytes:
         return decode_encryption_key(self.pb_encryption_key.get_secret_value())
+
+    @property
+    def previous_encryption_keys(self) -> list[bytes]:
+        raw = self.pb_encryption_key_previous
+        parts = raw.get_secret_value().split(",") if raw else []
+        return [decode_encryption_key(p) for p in parts if p.strip()]
 
 
 def _describe(error: Any) -> str:

@@ -18,8 +18,31 @@ __all__ = ["app", "celery_config"]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    """Celery settings; secrets never travel in task arguments, so JSON is all we serialise."""
+    """Celery settings; secrets never travel in task arguments, so JSON is all we serialise.
+
+    Long transfers: late acks (a message is acked only when its run ends), requeue when a pool
+    child dies, one reserved task per process, and a visibility timeout above the longest
+    transfer. Waits (renders, rate limits) are short countdown retries, far below it.
+    """
+    transport = {
+        "visibility_timeout": settings.celery_visibility_timeout_seconds,
+        "unacked_restore_interval": settings.celery_restore_interval_seconds,
+        "unacked_restore_throttle": 1,
+    }
     return {
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_transport_options": transport,
+        "result_backend_transport_options": {
+            "visibility_timeout": settings.celery_visibility_timeout_seconds
+        },
+        "task_soft_time_limit": settings.transfer_time_limit_seconds,
+        "task_time_limit": settings.transfer_time_limit_seconds + 60,
+        "task_track_started": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
         "broker_url": settings.redis_url,
         "result_backend": settings.redis_url,
         "task_serializer": "json",

@@ -34,6 +34,13 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "started_at": ("date", None),
         "completed_at": ("date", None),
         "error_message": ("text", None),
+        "loom_video_id": ("text", None),
+        "loom_url": ("url", None),
+        "fathom_download_id": ("text", None),
+        "attempts": ("number", None),
+        "bytes_done": ("number", None),
+        "bytes_total": ("number", None),
+        "heartbeat_at": ("date", None),
     },
     "logs": {
         "level": ("select", ["trace", "debug", "info", "warn", "error", "fatal"]),
@@ -45,6 +52,15 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
     },
 }
 SYSTEM_FIELDS = {"id", "created", "updated"}
+TRANSFER_FIELDS = {
+    "loom_video_id",
+    "loom_url",
+    "fathom_download_id",
+    "attempts",
+    "bytes_done",
+    "bytes_total",
+    "heartbeat_at",
+}
 
 
 def collections_by_name(pb: PocketBase) -> dict[str, dict[str, Any]]:
@@ -88,22 +104,33 @@ def test_migrate_up_creates_the_four_collections(fresh: Any) -> None:
         assert column in indexes["logs"]
 
 
+def restart(server: Any, migrations: Path | None) -> dict[str, dict[str, Any]]:
+    """Restart the server with or without the migrations dir; return its collections."""
+    server.stop()
+    server.migrations_dir = migrations
+    server.start()
+    with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+        return collections_by_name(pb)
+
+
 def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
-    # Given a migrated server, stopped
+    # Given a migrated server
+    migrations = fresh.migrations_dir
     fresh.stop()
-    # When the migration is reverted
+    # When the transfer-fields migration is reverted, the queue loses just those fields
     fresh.migrate("down", "1")
-    # Expect no app collection, with the server started without the migrations
-    fresh.migrations_dir, migrations = None, fresh.migrations_dir
-    fresh.start()
-    with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
-        names = set(collections_by_name(pb))
+    queue = restart(fresh, None)["queue"]
+    assert {f["name"] for f in queue["fields"]}.isdisjoint(TRANSFER_FIELDS)
+    assert "loom_video_id" not in queue["updateRule"]
+    # When the initial migration is reverted too, no app collection is left
+    fresh.stop()
+    fresh.migrations_dir = migrations
+    fresh.migrate("down", "1")
+    names = set(restart(fresh, None))
     assert names.isdisjoint(REQUIRED_COLLECTIONS)
     assert "users" in names
-    # And migrate up again brings them back
+    # And migrate up brings everything back
     fresh.stop()
     fresh.migrations_dir = migrations
     fresh.migrate("up")
-    fresh.start()
-    with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
-        assert_schema(collections_by_name(pb))
+    assert_schema(restart(fresh, migrations))

@@ -106,6 +106,8 @@ def test_queue_status_moves_a_user_may_make(pb: PocketBase, users: Users) -> Non
     # Nor change anything but the status
     assert set_status(pending, "cancelled", meeting_id="999") == 404
     assert set_status(pending, "cancelled", position=1) == 404
+    assert set_status(pending, "cancelled", loom_url="https://evil.example/x") == 404
+    assert set_status(pending, "cancelled", attempts=0, bytes_done=5) == 404
     # But can cancel a pending or a processing row
     assert set_status(pending, "cancelled") == 200
     assert pb.get("queue", pending)["status"] == "cancelled"

@@ -206,21 +206,33 @@ class FathomClient:
                 params[name] = value.isoformat().replace("+00:00", "Z")
             else:
                 params[name] = value
-        heavy = bool(filters.get("include_transcript") or filters.get("include_summary"))
+        for items in self._pages(params):
+            yield from items
+
+    def _pages(self, params: dict[str, Any]) -> Iterator[list[Meeting]]:
+        heavy = (
+            params.get("include_transcript") == "true" or params.get("include_summary") == "true"
+        )
         while True:
             page = self._call("GET", "/meetings", "heavy" if heavy else "plain", params=params)
-            for item in page["items"]:
-                yield Meeting.model_validate(item)
+            yield [Meeting.model_validate(item) for item in page["items"]]
             cursor = page.get("next_cursor")
             if not cursor:
                 return
-            params["cursor"] = cursor
+            params = {**params, "cursor": cursor}
 
-    def find_meeting(self, recording_id: int) -> Meeting:
-        """Fathom has no get-by-id: walk the list, stopping as soon as the meeting turns up."""
-        for meeting in self.meetings():
-            if meeting.recording_id == recording_id:
-                return meeting
+    def find_meeting(self, recording_id: int, *, max_pages: int | None = None) -> Meeting:
+        """Fathom has no get-by-id: walk the list, stopping as soon as the meeting turns up.
+
+        `max_pages` bounds the walk (newest meetings come first) for callers that would rather
+        do without the meeting than spend a large library's rate budget looking for it.
+        """
+        for page, items in enumerate(self._pages({}), start=1):
+            for meeting in items:
+                if meeting.recording_id == recording_id:
+                    return meeting
+            if max_pages is not None and page >= max_pages:
+                break
         raise RecordingNotFound(
             PROVIDER,
             f"Fathom has no recording {recording_id} visible to this key: check the meeting id",
@@ -333,14 +345,14 @@ class FathomClient:
             except (httpx.TransportError, TemporaryFault):
                 pass  # Cut off or a passing storage fault: resume from `offset` below.
             if oversize:
-                raise TemporaryFault(PROVIDER, "Fathom sent more bytes than announced: will retry")
+                raise TemporaryFault(PROVIDER, "Fathom sent more bytes than announced")
             if offset >= total:
                 break
             resumes += 1
             if resumes > max_resumes:
                 raise TemporaryFault(
                     PROVIDER,
-                    f"Fathom's download kept breaking off ({offset} of {total} bytes): will retry",
+                    f"Fathom's download kept breaking off ({offset} of {total} bytes)",
                 )
             time.sleep(backoff_delay(resumes, 0.2, 5.0))
 
@@ -351,7 +363,7 @@ class FathomClient:
                 raise LinkExpired(PROVIDER, "Fathom's download link expired: asking for a new one")
             if response.status_code >= 500 or response.status_code == 429:
                 raise TemporaryFault(
-                    PROVIDER, f"Fathom's file storage failed ({response.status_code}): will retry"
+                    PROVIDER, f"Fathom's file storage failed ({response.status_code})"
                 )
             if response.status_code not in (200, 206):
                 raise error_for(PROVIDER, response)

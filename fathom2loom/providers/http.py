@@ -70,14 +70,14 @@ def error_for(
     if status == 429:
         return RateLimited(
             provider,
-            text or f"{provider} rate limit reached (429): the transfer will retry",
+            text or f"{provider} rate limit reached (429)",
             status=status,
             retry_after=retry_after_seconds(response),
         )
     if status >= 500 or status in (408, 425):
         return TemporaryFault(
             provider,
-            text or f"{provider} had a temporary fault ({status}): the transfer will retry",
+            text or f"{provider} had a temporary fault ({status})",
             status=status,
             retry_after=retry_after_seconds(response),
         )
@@ -134,7 +134,7 @@ def send(
         except httpx.TransportError as exc:
             fault = TemporaryFault(
                 provider,
-                f"{provider} could not be reached ({type(exc).__name__}): the transfer will retry",
+                f"{provider} could not be reached ({type(exc).__name__})",
             )
             if not retry_transport:
                 raise fault from exc

@@ -91,7 +91,7 @@ class RateLimiter:
             if time.monotonic() + wait > deadline:
                 raise RateLimited(
                     provider,
-                    f"{provider} rate limit reached: the transfer will retry",
+                    f"{provider} rate limit reached",
                     retry_after=wait,
                 )
             time.sleep(wait)

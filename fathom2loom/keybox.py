@@ -1,0 +1,97 @@
+"""AEAD encryption of the users' Fathom and Loom API keys (`api_keys.encrypted_*`).
+
+Format (documented in docs/api-key-encryption.md so another service can write it):
+
+    f2l1.<key id>.<base64url(nonce ‖ ciphertext ‖ tag)>
+
+AES-256-GCM with a random 96-bit nonce. The associated data binds a ciphertext to its row's owner
+and field (`f2l1|<user id>|<field>`), so a value copied to another user or field does not decrypt.
+The key id (8 hex characters of a hash of the key) tells which key wrote a value, so previous keys
+keep working for reading while `fathom2loom keys rotate` re-encrypts under the current one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from collections.abc import Sequence
+from typing import Literal
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from fathom2loom.errors import Fathom2LoomError
+
+__all__ = ["VERSION", "Field", "KeyBox", "UndecryptableKey", "key_id"]
+
+VERSION = "f2l1"
+NONCE_BYTES = 12
+Field = Literal["encrypted_fathom", "encrypted_loom"]
+
+
+class UndecryptableKey(Fathom2LoomError):
+    """A stored API key cannot be decrypted; `reason` says why, without any key material."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def key_id(key: bytes) -> str:
+    """A short public name for an encryption key (not enough to learn anything about it)."""
+    return hashlib.sha256(b"fathom2loom key id\0" + key).hexdigest()[:8]
+
+
+def _associated_data(user_id: str, field: str) -> bytes:
+    return f"{VERSION}|{user_id}|{field}".encode()
+
+
+class KeyBox:
+    """Encrypts under the current key; decrypts under the current or any previous key."""
+
+    def __init__(self, current: bytes, previous: Sequence[bytes] = ()) -> None:
+        for key in (current, *previous):
+            if len(key) != 32:
+                raise ValueError("encryption keys must be 32 bytes")
+        self.current_id = key_id(current)
+        self._current = AESGCM(current)
+        self._by_id = {key_id(k): AESGCM(k) for k in (*previous, current)}
+
+    def __repr__(self) -> str:
+        return f"KeyBox(current={self.current_id}, keys={len(self._by_id)})"
+
+    def encrypt(self, plaintext: str, *, user_id: str, field: Field) -> str:
+        nonce = os.urandom(NONCE_BYTES)
+        sealed = self._current.encrypt(nonce, plaintext.encode(), _associated_data(user_id, field))
+        payload = base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+        return f"{VERSION}.{self.current_id}.{payload}"
+
+    def decrypt(self, token: str, *, user_id: str, field: Field) -> str:
+        parts = token.strip().split(".")
+        if len(parts) != 3 or parts[0] != VERSION:
+            raise UndecryptableKey("it is not in the f2l1 format")
+        _, kid, payload = parts
+        aead = self._by_id.get(kid)
+        if aead is None:
+            raise UndecryptableKey("it was encrypted with a key this service does not have")
+        try:
+            raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        except (binascii.Error, ValueError):
+            raise UndecryptableKey("its payload is not base64url") from None
+        if len(raw) < NONCE_BYTES + 16:
+            raise UndecryptableKey("it is too short")
+        try:
+            plain = aead.decrypt(
+                raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated_data(user_id, field)
+            )
+        except InvalidTag:
+            raise UndecryptableKey(
+                "it was altered, or it belongs to another user or field"
+            ) from None
+        return plain.decode()
+
+    def needs_rotation(self, token: str) -> bool:
+        parts = token.split(".")
+        return len(parts) == 3 and parts[1] != self.current_id

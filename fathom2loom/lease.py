@@ -1,0 +1,89 @@
+"""A lease on a queue row in Redis: at most one worker works on a row at a time.
+
+Celery on Redis delivers at least once, so a row's task may run twice at the same moment (a
+visibility-timeout redelivery, a requeue after a lost connection). The copy that does not hold the
+lease backs off. The holder renews it from a background thread while it works; if the holder dies,
+the lease expires and the row can be taken over. Renewal and release check a random token, so a
+worker never extends or frees a lease it lost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+
+import redis
+
+__all__ = ["Lease"]
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Lease:
+    """A held lease; use `Lease.acquire`, then `keep_alive()` and `release()`."""
+
+    def __init__(self, client: redis.Redis, key: str, token: str, seconds: float) -> None:
+        self._redis = client
+        self.key = key
+        self._token = token
+        self.seconds = seconds
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @staticmethod
+    def key_for(row_id: str) -> str:
+        return f"f2l:lease:queue:{row_id}"
+
+    @classmethod
+    def acquire(cls, client: redis.Redis, row_id: str, seconds: float) -> Lease | None:
+        """Take the row's lease, or None when another worker holds it."""
+        key, token = cls.key_for(row_id), uuid.uuid4().hex
+        if client.set(key, token, nx=True, px=int(seconds * 1000)):
+            return cls(client, key, token, seconds)
+        return None
+
+    @staticmethod
+    def remaining(client: redis.Redis, row_id: str) -> float:
+        """Seconds until another worker's lease on the row runs out (0 when free)."""
+        ttl = int(client.pttl(Lease.key_for(row_id)))
+        return max(ttl, 0) / 1000.0
+
+    def renew(self) -> bool:
+        ok = bool(self._redis.eval(_RENEW, 1, self.key, self._token, int(self.seconds * 1000)))
+        if not ok:
+            self.lost.set()
+        return ok
+
+    def keep_alive(self) -> None:
+        """Renew every third of the lease in a daemon thread until released."""
+
+        def loop() -> None:
+            while not self._stop.wait(self.seconds / 3):
+                try:
+                    if not self.renew():
+                        return
+                except redis.RedisError:
+                    continue  # Try again next tick; the lease outlives a short Redis blip.
+
+        self._thread = threading.Thread(target=loop, name=f"lease {self.key}", daemon=True)
+        self._thread.start()
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with contextlib.suppress(redis.RedisError):  # Unreleased, it expires on its own.
+            self._redis.eval(_RELEASE, 1, self.key, self._token)
