@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import sys
 from collections.abc import Callable, Sequence
 
+from fathom2loom.api_keys import find_user, rotate_keys, store_keys
 from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.keybox import KeyBox
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import ConfigError, load_settings
 
 __all__ = ["main"]
@@ -17,6 +22,41 @@ def _bootstrap(_args: argparse.Namespace) -> int:
 
     print(bootstrap(load_settings()))
     return 0
+
+
+def _keybox_and_pb() -> tuple[KeyBox, PocketBase]:
+    settings = load_settings()
+    box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
+    return box, PocketBase.from_settings(settings)
+
+
+def _read_key(name: str) -> str | None:
+    """From $<NAME>_API_KEY, else a hidden prompt, else a line of stdin; never from argv."""
+    env = os.environ.get(f"{name.upper()}_API_KEY")
+    if env:
+        return env
+    if sys.stdin.isatty():
+        return getpass.getpass(f"{name} API key (empty keeps the stored one): ") or None
+    return sys.stdin.readline().strip() or None
+
+
+def _keys_set(args: argparse.Namespace) -> int:
+    box, pb = _keybox_and_pb()
+    with pb:
+        user = find_user(pb, args.user)
+        store_keys(pb, box, user["id"], fathom=_read_key("Fathom"), loom=_read_key("Loom"))
+    print(
+        f"stored the keys of {user.get('email') or user['id']}, encrypted with key {box.current_id}"
+    )
+    return 0
+
+
+def _keys_rotate(_args: argparse.Namespace) -> int:
+    box, pb = _keybox_and_pb()
+    with pb:
+        report = rotate_keys(pb, box)
+    print(report)
+    return 1 if report.undecryptable else 0
 
 
 def _dev(args: argparse.Namespace) -> int:
@@ -31,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "bootstrap", help="prepare PocketBase: superuser, collections, defaults (idempotent)"
     ).set_defaults(handler=_bootstrap)
+    keys = commands.add_parser("keys", help="users' Fathom and Loom API keys").add_subparsers(
+        dest="keys_command", required=True
+    )
+    key_set = keys.add_parser(
+        "set",
+        help="store a user's keys encrypted (read from FATHOM_API_KEY/LOOM_API_KEY, a prompt,"
+        " or two lines of stdin)",
+    )
+    key_set.add_argument("user", help="the user's id or e-mail address")
+    key_set.set_defaults(handler=_keys_set)
+    keys.add_parser(
+        "rotate", help="re-encrypt every stored key under PB_ENCRYPTION_KEY"
+    ).set_defaults(handler=_keys_rotate)
     dev = commands.add_parser("dev", help="run the whole stack locally (what `make run` runs)")
     dev.add_argument("--state-dir", default=".run", help="where local servers keep their files")
     dev.set_defaults(handler=_dev)

@@ -1,0 +1,79 @@
+"""Storing users' provider keys encrypted, and re-encrypting them all after a key rotation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.keybox import Field, KeyBox, UndecryptableKey
+from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
+from fathom2loom.pocketbase.filters import pb_filter
+
+__all__ = ["RotationReport", "find_user", "rotate_keys", "store_keys"]
+
+FIELDS: tuple[Field, ...] = ("encrypted_fathom", "encrypted_loom")
+
+
+class UnknownUser(Fathom2LoomError):
+    pass
+
+
+def find_user(pb: PocketBase, who: str) -> Record:
+    """A user by id or e-mail address."""
+    expression = "email = {:who}" if "@" in who else "id = {:who}"
+    user = pb.first("users", filter=pb_filter(expression, who=who))
+    if user is None:
+        raise UnknownUser(f"no user {who!r}")
+    return user
+
+
+def store_keys(
+    pb: PocketBase, box: KeyBox, user_id: str, *, fathom: str | None, loom: str | None
+) -> Record:
+    """Encrypt and store the given keys (None leaves a stored key as it is)."""
+    changes: dict[str, str] = {}
+    for name, value in zip(FIELDS, (fathom, loom), strict=True):
+        if value:
+            changes[name] = box.encrypt(value.strip(), user_id=user_id, field=name)
+    existing = pb.first("api_keys", filter=pb_filter("user_id = {:u}", u=user_id))
+    if existing is None:
+        return pb.create("api_keys", {"user_id": user_id, **changes})
+    return pb.update("api_keys", existing["id"], changes) if changes else existing
+
+
+@dataclass
+class RotationReport:
+    rows: int = 0
+    reencrypted: int = 0
+    undecryptable: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        text = f"re-encrypted {self.reencrypted} keys in {self.rows} rows"
+        if self.undecryptable:
+            text += f"; {len(self.undecryptable)} could not be decrypted (api_keys rows: "
+            text += ", ".join(self.undecryptable) + ")"
+        return text
+
+
+def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
+    """Re-encrypt every stored key not written under the current key; safe to run again."""
+    report = RotationReport()
+    ops: list[BatchOp] = []
+    for row in pb.walk("api_keys"):
+        report.rows += 1
+        changes: dict[str, str] = {}
+        for name in FIELDS:
+            token = row.get(name) or ""
+            if not token or not box.needs_rotation(token):
+                continue
+            try:
+                plain = box.decrypt(token, user_id=row["user_id"], field=name)
+            except UndecryptableKey:
+                report.undecryptable.append(f"{row['id']}.{name}")
+                continue
+            changes[name] = box.encrypt(plain, user_id=row["user_id"], field=name)
+            report.reencrypted += 1
+        if changes:
+            ops.append(BatchOp("PATCH", "api_keys", id=row["id"], body=changes))
+    pb.batch(ops)
+    return report
