@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     loom_auth_scheme: str = "Bearer "
     loom_chunk_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
     download_chunk_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 1024 * 1024
+    # Retries inside one provider call; longer waits go back to Celery as a countdown.
+    provider_retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
+    provider_retry_base_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
+    provider_max_sleep_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
     http_connect_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 

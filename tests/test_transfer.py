@@ -69,6 +69,7 @@ def worker_env(
         TRANSFER_RETRY_BASE_SECONDS="0.3",
         TRANSFER_RETRY_MAX_SECONDS="1",
         TRANSFER_MAX_ATTEMPTS="4",
+        PROVIDER_RETRY_BASE_SECONDS="0.05",
         TRANSFER_LEASE_SECONDS="3",
         LOOM_CHUNK_BYTES=str(256 * 1024),
         DOWNLOAD_CHUNK_BYTES=str(64 * 1024),
@@ -249,6 +250,20 @@ def test_a_5xx_burst_and_a_429_are_retried_to_completion(
     row = scenario.finish(row_id)
     assert row["status"] == "completed", row["error_message"]
     assert row["attempts"] >= 1 and row["error_message"] == ""
+
+
+def test_a_fault_that_never_clears_fails_with_the_last_cause(
+    scenario: Scenario, fathom: FathomStandin
+) -> None:
+    row_id = scenario.row(7251)
+    fathom.set_fault(f"key:{FATHOM_KEY}", status=502)
+    scenario.send(row_id)
+    row = scenario.finish(row_id)
+    assert row["status"] == "failed"
+    assert row["error_message"] == (
+        "Fathom had a temporary fault (502) (gave up after 4 attempts): retry later"
+    )
+    assert row["heartbeat_at"]
 
 
 def test_a_slow_render_does_not_hold_a_worker_slot(

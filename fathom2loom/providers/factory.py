@@ -43,7 +43,12 @@ class Providers:
             # The signed-URL client: no default headers, so no key can ever ride along.
             storage_http=httpx.Client(timeout=timeout, limits=limits, follow_redirects=True),
             limiter=RateLimiter(redis_client),
-            policy=policy or RetryPolicy(),
+            policy=policy
+            or RetryPolicy(
+                attempts=settings.provider_retry_attempts,
+                backoff_base=settings.provider_retry_base_seconds,
+                max_sleep=settings.provider_max_sleep_seconds,
+            ),
         )
 
     def fathom(self, api_key: str) -> FathomClient:
