@@ -1,13 +1,25 @@
 """The Celery beat schedule: which periodic tasks run, and how often.
 
-Entries are added as the tasks they name land (the dispatcher's sync and the log sink's flush);
-`tasks.celery_app` installs this mapping as `beat_schedule`.
+`tasks.celery_app` installs `beat_schedule(settings)` as `beat_schedule`. Beat runs with
+celery-redbeat's scheduler, so a second beat process is a hot standby, not a second ticker.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BEAT_SCHEDULE"]
+from fathom2loom.settings import Settings
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+__all__ = ["beat_schedule"]
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    interval = settings.sync_interval_seconds
+    return {
+        "sync-queue": {
+            "task": "fathom2loom.sync_queue",
+            "schedule": interval,
+            # A tick nobody picked up in time is dropped: the next one does the same work.
+            "options": {"queue": "dispatch", "expires": max(interval * 2, 5.0)},
+        },
+    }

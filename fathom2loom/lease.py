@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
+from collections.abc import Callable
 
 import redis
 
@@ -67,7 +68,7 @@ class Lease:
             self.lost.set()
         return ok
 
-    def keep_alive(self) -> None:
+    def keep_alive(self, on_renew: Callable[[], None] | None = None) -> None:
         """Renew every third of the lease in a daemon thread until released."""
 
         def loop() -> None:
@@ -75,6 +76,8 @@ class Lease:
                 try:
                     if not self.renew():
                         return
+                    if on_renew is not None:
+                        on_renew()
                 except redis.RedisError:
                     continue  # Try again next tick; the lease outlives a short Redis blip.
 

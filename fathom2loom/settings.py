@@ -118,6 +118,14 @@ class Settings(BaseSettings):
     transfer_retry_max_seconds: Annotated[float, Field(gt=0)] = 600.0
     transfer_render_timeout_seconds: Annotated[float, Field(gt=0)] = 6 * 3600.0
 
+    # The dispatcher (beat task + realtime wake-up).
+    sync_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    dispatch_max_in_flight: Annotated[int, Field(ge=1, le=10000)] = 16
+    dispatch_per_user: Annotated[int, Field(ge=1, le=1000)] = 2
+    # A sent task that has not started (and so not taken over its marker) by then is sent again.
+    dispatch_claim_seconds: Annotated[float, Field(ge=1)] = 600.0
+    realtime_wakeup: bool = True
+
     @field_validator("pb_url", "fathom_base_url", "loom_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -10,8 +10,9 @@ import sys
 from typing import Any
 
 from celery import Celery
+from kombu import Queue
 
-from beat_schedule import BEAT_SCHEDULE
+from beat_schedule import beat_schedule
 from fathom2loom.settings import ConfigError, Settings, get_settings
 
 __all__ = ["app", "celery_config"]
@@ -53,7 +54,16 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_expires": 24 * 3600,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
-        "beat_schedule": BEAT_SCHEDULE,
+        "beat_schedule": beat_schedule(settings),
+        # Transfers and the dispatcher's own work travel on separate queues, so a busy fleet of
+        # transfers never delays a sync; a worker consumes both unless told otherwise (-Q).
+        "task_queues": (Queue("transfers"), Queue("dispatch")),
+        "task_default_queue": "transfers",
+        "task_routes": {"fathom2loom.sync_queue": {"queue": "dispatch"}},
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": settings.redis_url,
+        "beat_max_loop_interval": 5,
+        "redbeat_lock_timeout": 30,
     }
 
 
@@ -65,5 +75,8 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
-app = Celery("fathom2loom", include=["tasks.sync_queue", "tasks.transfer", "tasks.logging_sink"])
+app = Celery(
+    "fathom2loom",
+    include=["tasks.sync_queue", "tasks.transfer", "tasks.logging_sink", "tasks.realtime_wakeup"],
+)
 app.conf.update(celery_config(_settings_or_exit()))

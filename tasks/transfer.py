@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 
 import redis
 from celery import Task
+from celery.exceptions import Retry
 
 from fathom2loom.errors import (
     LinkExpired,
@@ -30,6 +31,7 @@ from fathom2loom.errors import (
     PocketBaseError,
     TransientProviderError,
 )
+from fathom2loom.inflight import InFlight
 from fathom2loom.keybox import Field, UndecryptableKey
 from fathom2loom.lease import Lease
 from fathom2loom.pocketbase.client import Record
@@ -293,26 +295,46 @@ def _parse_date(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
 
 
+def _countdown(retry: Retry) -> float:
+    when = retry.when
+    if isinstance(when, datetime):
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return float(when or 0)
+
+
 @app.task(bind=True, name="fathom2loom.transfer", max_retries=None)
 def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
-    """Move one queue row's recording; safe to run twice (the lease and the row decide)."""
+    """Move one queue row's recording; safe to run twice (the lease and the row decide).
+
+    While this task lives (running, or waiting for a countdown retry) it keeps the row's
+    in-flight marker alive, so the dispatcher neither sends it again nor gives up on it.
+    """
     ctx = get_context()
     lease = Lease.acquire(ctx.redis, row_id, ctx.settings.transfer_lease_seconds)
     if lease is None:
         # Another run holds the row: it is working, or it died and its lease will run out.
         wait = Lease.remaining(ctx.redis, row_id) + 1.0
         raise self.retry(countdown=wait, max_retries=None)
-    lease.keep_alive()
+    inflight = InFlight(ctx.redis)
+    alive_for = ctx.settings.transfer_lease_seconds * 3
+    inflight.hold(row_id, alive_for)
+    lease.keep_alive(on_renew=lambda: inflight.hold(row_id, alive_for))
     try:
         run = Transfer(self, ctx, row_id, lease)
         try:
-            return run.run()
+            result = run.run()
         except RowFailed as failed:
-            return run.fail(failed.message)
+            result = run.fail(failed.message)
         except (PocketBaseError, redis.RedisError) as exc:
             log.warning("transfer %s: storage fault, retrying: %s", row_id, type(exc).__name__)
             raise self.retry(
                 countdown=ctx.settings.transfer_retry_base_seconds, max_retries=None
             ) from exc
+        if result["status"] != "lease lost":
+            inflight.release(row_id)
+        return result
+    except Retry as retry:
+        inflight.hold(row_id, _countdown(retry) + alive_for)
+        raise
     finally:
         lease.release()
