@@ -60,7 +60,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_queues": (Queue("transfers"), Queue("dispatch")),
         "task_default_queue": "transfers",
         "task_routes": {"fathom2loom.sync_queue": {"queue": "dispatch"}},
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "tasks.scheduler:HealingRedBeatScheduler",
         "redbeat_redis_url": settings.redis_url,
         "beat_max_loop_interval": 5,
         "redbeat_lock_timeout": 30,

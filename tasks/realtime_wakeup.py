@@ -16,7 +16,7 @@ from celery.signals import beat_init
 
 from fathom2loom.pocketbase.realtime import RealtimeListener
 from tasks.context import WorkerContext, get_context
-from tasks.sync_queue import sync_once
+from tasks.sync_queue import sync_now
 
 __all__ = ["Wakeup", "start_wakeup"]
 
@@ -43,7 +43,7 @@ class Wakeup:
                 continue
             self.wake.clear()
             try:
-                sync_once(self.ctx.pb, self.ctx.redis, self.ctx.settings)
+                sync_now(self.ctx)
                 self.syncs += 1
             except Exception:
                 log.exception("realtime wake-up sync failed; beat's tick will cover it")

@@ -20,6 +20,8 @@ from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
 
+pytest_plugins = ["tests.pipeline"]
+
 ADMIN_EMAIL = "admin@fathom2loom.test"
 ADMIN_PASSWORD = "admin-password-for-tests"
 ENCRYPTION_KEY = secrets.token_hex(32)

@@ -1,4 +1,4 @@
-"""Real Celery worker processes for tests, each in its own process group, with its own log."""
+"""Real Celery processes (workers, beat) for tests, each in its own process group and log."""
 
 from __future__ import annotations
 
@@ -14,18 +14,15 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass
-class CeleryWorker:
+class CeleryProcess:
     env: dict[str, str]
     log_path: Path
-    concurrency: int = 1
-    name: str = "w"
+    args: list[str]
+    ready_marker: bytes
     process: subprocess.Popen[bytes] | None = field(default=None)
 
-    def start(self, timeout: float = 30) -> CeleryWorker:
-        command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker"]
-        command += ["--pool", "prefork", "--concurrency", str(self.concurrency)]
-        command += ["--hostname", f"{self.name}-{time.monotonic_ns()}@test", "--loglevel", "INFO"]
-        command += ["--without-gossip", "--without-mingle"]
+    def start(self, timeout: float = 30) -> CeleryProcess:
+        command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", *self.args]
         offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
@@ -37,26 +34,44 @@ class CeleryWorker:
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
-        while b" ready." not in self.log_path.read_bytes()[offset:]:
+        while self.ready_marker not in self.log_path.read_bytes()[offset:]:
             if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"celery worker did not start:\n{self.log_tail()}")
+                raise RuntimeError(f"celery {self.args[0]} did not start:\n{self.log_tail()}")
             time.sleep(0.1)
         return self
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
     def kill(self) -> None:
-        """SIGKILL the worker and its pool children at once, as a crash or an OOM kill would."""
-        if self.process is not None and self.process.poll() is None:
+        """SIGKILL the process and its children at once, as a crash or an OOM kill would."""
+        if self.alive():
+            assert self.process is not None
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
+        if not self.alive():
             return
+        assert self.process is not None
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def CeleryWorker(
+    env: dict[str, str], log_path: Path, concurrency: int = 1, name: str = "w"
+) -> CeleryProcess:
+    args = ["worker", "--pool", "prefork", "--concurrency", str(concurrency)]
+    args += ["--hostname", f"{name}-{time.monotonic_ns()}@test", "--loglevel", "INFO"]
+    args += ["--without-gossip", "--without-mingle"]
+    return CeleryProcess(env, log_path, args, b" ready.")
+
+
+def CeleryBeat(env: dict[str, str], log_path: Path) -> CeleryProcess:
+    return CeleryProcess(env, log_path, ["beat", "--loglevel", "INFO"], b"beat: Starting")

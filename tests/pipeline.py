@@ -1,0 +1,153 @@
+"""Scaffolding for tests of the whole pipeline: stand-ins, worker settings, queue scenarios.
+
+Registered as a pytest plugin by `tests/conftest.py`; the stand-ins are module-scoped.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from celery import Celery
+
+from fathom2loom.api_keys import store_keys
+from fathom2loom.keybox import KeyBox
+from fathom2loom.local_servers import LocalRedis
+from fathom2loom.pocketbase.client import PocketBase, Record
+from fathom2loom.queue_state import now_iso
+from fathom2loom.settings import Settings
+from fathom2loom.standins.fathom import FathomStandin
+from fathom2loom.standins.loom import LoomStandin
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ENCRYPTION_KEY, UserSession
+
+MakeUser = Callable[[str], UserSession]
+MIB = 1024 * 1024
+FATHOM_KEY = "fathom-transfer-key-abcdef"
+LOOM_KEY = "loom-transfer-key-ghijkl"
+BOX = KeyBox(bytes.fromhex(ENCRYPTION_KEY))
+FINAL = ("completed", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def fathom() -> Iterator[FathomStandin]:
+    standin = FathomStandin(page_size=5).start()
+    standin.add_key(FATHOM_KEY)
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def loom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoomStandin]:
+    standin = LoomStandin(storage_dir=tmp_path_factory.mktemp("loom")).start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture(scope="module")
+def worker_env(
+    settings: Settings, redis_server: LocalRedis, fathom: FathomStandin, loom: LoomStandin
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
+    env.update(
+        PB_URL=settings.pb_url,
+        PB_ADMIN_EMAIL=ADMIN_EMAIL,
+        PB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PB_ENCRYPTION_KEY=ENCRYPTION_KEY,
+        REDIS_URL=redis_server.url.replace("/0", "/1"),
+        FATHOM_BASE_URL=fathom.url,
+        LOOM_BASE_URL=loom.url,
+        FATHOM_CALLS_PER_WINDOW="100000",
+        FATHOM_HEAVY_CALLS_PER_WINDOW="100000",
+        FATHOM_DOWNLOAD_REQUESTS_PER_WINDOW="100000",
+        FATHOM_POLL_INITIAL_SECONDS="0.2",
+        FATHOM_POLL_MAX_SECONDS="1",
+        TRANSFER_PROGRESS_INTERVAL_SECONDS="0.2",
+        TRANSFER_RETRY_BASE_SECONDS="0.3",
+        TRANSFER_RETRY_MAX_SECONDS="1",
+        TRANSFER_MAX_ATTEMPTS="4",
+        PROVIDER_RETRY_BASE_SECONDS="0.05",
+        TRANSFER_LEASE_SECONDS="3",
+        LOOM_CHUNK_BYTES=str(256 * 1024),
+        DOWNLOAD_CHUNK_BYTES=str(64 * 1024),
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def celery_client(worker_env: dict[str, str]) -> Iterator[Celery]:
+    client = Celery(broker=worker_env["REDIS_URL"], backend=worker_env["REDIS_URL"])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def clean_standins(fathom: FathomStandin, loom: LoomStandin) -> None:
+    fathom.reset()
+    loom.reset()
+
+
+class Scenario:
+    """A user with stored keys, queue rows for them, and a way to watch a row."""
+
+    def __init__(self, pb: PocketBase, user: UserSession, celery: Celery, fathom: FathomStandin):
+        self.pb, self.user, self.celery, self.fathom = pb, user, celery, fathom
+        store_keys(pb, BOX, user.id, fathom=FATHOM_KEY, loom=LOOM_KEY)
+
+    def row(self, meeting_id: str | int, *, size: int = 300_000, add: bool = True) -> str:
+        if add and str(meeting_id).isdigit():
+            self.fathom.add_meeting(FATHOM_KEY, int(meeting_id), size=size)
+        row = self.pb.create(
+            "queue",
+            {
+                "user_id": self.user.id,
+                "meeting_id": str(meeting_id),
+                "status": "pending",
+                "queued_at": now_iso(),
+            },
+        )
+        return str(row["id"])
+
+    def send(self, row_id: str) -> Any:
+        return self.celery.send_task("fathom2loom.transfer", args=[row_id], queue="transfers")
+
+    def wait(
+        self,
+        row_id: str,
+        until: Callable[[Record], bool],
+        timeout: float = 45,
+        seen: list[str] | None = None,
+    ) -> Record:
+        deadline = time.monotonic() + timeout
+        while True:
+            row = self.pb.get("queue", row_id)
+            if seen is not None and (not seen or seen[-1] != row["status"]):
+                seen.append(row["status"])
+            if until(row):
+                return row
+            if time.monotonic() > deadline:
+                raise AssertionError(f"row never got there; last: {row}")
+            time.sleep(0.05)
+
+    def finish(self, row_id: str, timeout: float = 45) -> Record:
+        return self.wait(row_id, lambda r: r["status"] in FINAL, timeout)
+
+    def cancel(self, row_id: str) -> None:
+        response = self.user.call(
+            "PATCH", self.user.records("queue", row_id), json={"status": "cancelled"}
+        )
+        assert response.status_code == 200, response.text
+
+
+@pytest.fixture
+def scenario(
+    pb: PocketBase,
+    make_user: MakeUser,
+    celery_client: Celery,
+    fathom: FathomStandin,
+    clean_standins: None,
+) -> Scenario:
+    return Scenario(pb, make_user(f"mover{secrets.token_hex(3)}"), celery_client, fathom)
