@@ -36,26 +36,20 @@ class DispatchPlan:
         return {r.id: self.positions[r.id] for r in rows if r.position != self.positions[r.id]}
 
 
-def plan_dispatch(
-    rows: Iterable[QueuedRow], alive: set[str], *, max_in_flight: int, per_user: int
-) -> DispatchPlan:
-    """Decide what to send now and every row's position; `alive` are rows with a live task."""
-    plan = DispatchPlan()
+def _line(
+    rows: list[QueuedRow], alive: set[str]
+) -> tuple[defaultdict[str, int], list[QueuedRow], list[tuple[int, QueuedRow]]]:
+    """In-flight counts per user, pending rows with a live task, and the waiting rows in order."""
     in_flight: defaultdict[str, int] = defaultdict(int)
     live_pending: list[QueuedRow] = []
     waiting: defaultdict[str, list[QueuedRow]] = defaultdict(list)
     for row in rows:
-        if row.status == "processing":
-            plan.positions[row.id] = 0
+        if row.status == "processing" or row.id in alive:
             in_flight[row.user_id] += 1
-            if row.id not in alive:
-                plan.rescue.append(row.id)
-        elif row.id in alive:
-            live_pending.append(row)
-            in_flight[row.user_id] += 1
+            if row.status == "pending":
+                live_pending.append(row)
         else:
             waiting[row.user_id].append(row)
-
     slots: list[tuple[int, str, str, str, QueuedRow]] = []
     for user_id, user_rows in waiting.items():
         user_rows.sort(key=lambda r: (r.queued_at, r.id))
@@ -63,16 +57,28 @@ def plan_dispatch(
         for index, row in enumerate(user_rows):
             slots.append((in_flight[user_id] + index, first, user_id, row.queued_at, row))
     slots.sort(key=lambda s: (s[0], s[1], s[2], s[3], s[4].id))
+    live_pending.sort(key=lambda r: (r.queued_at, r.id))
+    return in_flight, live_pending, [(s[0], s[4]) for s in slots]
 
+
+def plan_dispatch(
+    rows: Iterable[QueuedRow], alive: set[str], *, max_in_flight: int, per_user: int
+) -> DispatchPlan:
+    """Decide what to send now and every row's position; `alive` are rows with a live task."""
+    rows = list(rows)
+    plan = DispatchPlan()
+    plan.rescue = [r.id for r in rows if r.status == "processing" and r.id not in alive]
+    in_flight, _, slots = _line(rows, alive)
     total = sum(in_flight.values())
-    for k, *_, row in slots:
+    for k, row in slots:
         if total >= max_in_flight or k >= per_user:
             break
         plan.send.append(row.id)
         total += 1
-
-    # Rows already handed to workers come first (oldest first), then the line as planned.
-    live_pending.sort(key=lambda r: (r.queued_at, r.id))
-    line = [r.id for r in live_pending] + [s[4].id for s in slots]
+    # Positions describe the line as it stands once this sync's sends are made: rows handed
+    # to workers first (oldest first), then the waiting rows in the order they will go.
+    _, live_pending, slots = _line(rows, alive | set(plan.send) | set(plan.rescue))
+    line = [r.id for r in live_pending] + [row.id for _, row in slots]
+    plan.positions = {r.id: 0 for r in rows if r.status == "processing"}
     plan.positions.update({row_id: n for n, row_id in enumerate(line, start=1)})
     return plan

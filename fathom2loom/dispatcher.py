@@ -45,7 +45,12 @@ class SyncReport:
 
 
 def _rows(pb: PocketBase) -> list[QueuedRow]:
-    found = pb.walk("queue", filter='status = "pending" || status = "processing"', fields=FIELDS)
+    found = pb.walk(
+        "queue",
+        filter='status = "pending" || status = "processing"',
+        fields=FIELDS,
+        per_page=1000,
+    )
     return [
         QueuedRow(
             id=r["id"],

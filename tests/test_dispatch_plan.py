@@ -30,6 +30,17 @@ def test_rows_in_flight_count_against_their_user() -> None:
     assert plan.positions == {"a1": 0, "b1": 1, "a2": 2}
 
 
+def test_a_second_plan_over_the_same_state_changes_no_position() -> None:
+    rows = [row(f"{u}{n}", u, n + i) for i, u in enumerate("abc") for n in range(5)]
+    first = plan_dispatch(rows, set(), max_in_flight=4, per_user=2)
+    # The rows as stored after the first sync: its positions written, its sends alive
+    stored = [
+        QueuedRow(r.id, r.user_id, r.status, r.queued_at, first.positions[r.id]) for r in rows
+    ]
+    second = plan_dispatch(stored, set(first.send), max_in_flight=4, per_user=2)
+    assert second.send == [] and second.changed_positions(stored) == {}
+
+
 def test_processing_rows_whose_task_is_gone_are_rescued() -> None:
     rows = [row("a1", "a", 1, "processing"), row("b1", "b", 2, "processing")]
     plan = plan_dispatch(rows, {"b1"}, max_in_flight=5, per_user=2)
@@ -60,10 +71,15 @@ def test_what_is_sent_is_always_the_head_of_the_line(seed: int) -> None:
     # Positions are 1..n over pending rows, 0 for processing ones
     assert sorted(plan.positions[r.id] for r in pending) == list(range(1, len(pending) + 1))
     assert all(plan.positions[r.id] == 0 for r in rows if r.status == "processing")
-    # What is sent now is exactly the next rows in line after the ones already sent
-    line = sorted((r for r in pending if r.id not in alive), key=lambda r: plan.positions[r.id])
-    assert plan.send == [r.id for r in line[: len(plan.send)]]
-    assert all(plan.positions[r.id] <= len(live) for r in live)
+    # The rows handed to workers (before or by this plan) hold the front of the line
+    front = {r.id for r in live} | set(plan.send)
+    assert {r.id for r in pending if plan.positions[r.id] <= len(front)} == front
+    # And planning again over the state this plan leaves changes nothing
+    stored = [QueuedRow(r.id, r.user_id, r.status, r.queued_at, plan.positions[r.id]) for r in rows]
+    again = plan_dispatch(
+        stored, alive | front | set(plan.rescue), max_in_flight=limit, per_user=cap
+    )
+    assert again.send == [] and again.changed_positions(stored) == {}
     # And the caps hold
     in_flight = len(alive & {r.id for r in rows}) + len(plan.rescue) + len(plan.send)
     assert in_flight <= max(limit, len(alive & {r.id for r in rows}) + len(plan.rescue))
