@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import signal
 import statistics
 import sys
 import tempfile
@@ -97,6 +98,8 @@ def run(settings: Settings, samples: int, tick: float, realtime: bool) -> list[f
 
 
 def main() -> None:
+    # Stop the servers this bench started when it is interrupted or terminated.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--tick", type=float, default=5.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import signal
 import sys
 import tempfile
 import time
@@ -72,6 +73,8 @@ def measure(label: str, counter: Counter, action) -> tuple[str, float, int, obje
 
 
 def main() -> None:
+    # Stop the servers this bench started when it is interrupted or terminated.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=100)
