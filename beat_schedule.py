@@ -22,4 +22,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             # A tick nobody picked up in time is dropped: the next one does the same work.
             "options": {"queue": "dispatch", "expires": max(interval * 2, 5.0)},
         },
+        "flush-logs": {
+            "task": "fathom2loom.flush_logs",
+            "schedule": settings.log_flush_interval_seconds,
+            "options": {
+                "queue": "dispatch",
+                "expires": max(settings.log_flush_interval_seconds * 2, 5.0),
+            },
+        },
     }

@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     dispatch_claim_seconds: Annotated[float, Field(ge=1)] = 600.0
     realtime_wakeup: bool = True
 
+    # The log sink: records wait in Redis (at most this many) until the flush task moves them.
+    log_buffer_max_records: Annotated[int, Field(ge=100)] = 200_000
+    log_flush_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
+
     @field_validator("pb_url", "fathom_base_url", "loom_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:

@@ -59,7 +59,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # transfers never delays a sync; a worker consumes both unless told otherwise (-Q).
         "task_queues": (Queue("transfers"), Queue("dispatch")),
         "task_default_queue": "transfers",
-        "task_routes": {"fathom2loom.sync_queue": {"queue": "dispatch"}},
+        "task_routes": {
+            "fathom2loom.sync_queue": {"queue": "dispatch"},
+            "fathom2loom.flush_logs": {"queue": "dispatch"},
+        },
         "beat_scheduler": "tasks.scheduler:HealingRedBeatScheduler",
         "redbeat_redis_url": settings.redis_url,
         "beat_max_loop_interval": 5,

@@ -40,6 +40,7 @@ from fathom2loom.providers.fathom import DownloadFile, FathomClient, RenderPendi
 from fathom2loom.providers.loom import LoomClient, LoomProcessing, LoomVideo
 from fathom2loom.providers.tus import UploadStopped
 from fathom2loom.queue_state import FINAL_STATUSES, QueueRows, now_iso
+from fathom2loom.redact import secret_scope
 from tasks.celery_app import app
 from tasks.context import WorkerContext, get_context
 
@@ -104,18 +105,19 @@ class Transfer:
         self.rows = QueueRows(ctx.pb)
         self.row_id = row_id
         self.lease = lease
+        self.log = logging.LoggerAdapter(log, {"component": "transfer", "row_id": row_id})
 
     # -- outcomes ----------------------------------------------------------------------------
 
     def retry(self, countdown: float, reason: str) -> NoReturn:
-        log.info("transfer %s waits %.1fs: %s", self.row_id, countdown, reason)
+        self.log.info("transfer %s waits %.1fs: %s", self.row_id, countdown, reason)
         raise self.task.retry(countdown=max(countdown, 0.0), max_retries=None)
 
     def fail(self, message: str) -> dict[str, Any]:
         written = self.rows.set_unless_cancelled(
             self.row_id, status="failed", error_message=message[:2000], completed_at=now_iso()
         )
-        log.warning("transfer %s failed: %s", self.row_id, message)
+        self.log.warning("transfer %s failed: %s", self.row_id, message)
         return {"row_id": self.row_id, "status": "failed" if written else "cancelled"}
 
     def transient(self, row: Record, error: TransientProviderError | PocketBaseError) -> NoReturn:
@@ -211,16 +213,37 @@ class Transfer:
                 self.api_key(row["user_id"], "Loom", "encrypted_loom")
             )
             client.delete_video(video_id)
-            log.info("transfer %s cancelled: deleted Loom video %s", self.row_id, video_id)
+            self.log.info("transfer %s cancelled: deleted Loom video %s", self.row_id, video_id)
         except (RowFailed, PermanentProviderError, TransientProviderError) as exc:
-            log.warning("transfer %s cancelled: could not delete Loom video: %s", self.row_id, exc)
+            self.log.warning(
+                "transfer %s cancelled: could not delete Loom video: %s", self.row_id, exc
+            )
 
     def move(self, row: Record) -> dict[str, Any]:
         recording = self.recording_id(row)
         user_id = str(row["user_id"])
-        fathom = self.ctx.providers.fathom(self.api_key(user_id, "Fathom", "encrypted_fathom"))
-        loom = self.ctx.providers.loom(self.api_key(user_id, "Loom", "encrypted_loom"))
+        fathom_key = self.api_key(user_id, "Fathom", "encrypted_fathom")
+        loom_key = self.api_key(user_id, "Loom", "encrypted_loom")
+        with secret_scope(fathom_key, loom_key):  # Masked in any log line, wherever it turns up.
+            return self.move_with(row, recording, fathom_key, loom_key)
+
+    def move_with(
+        self, row: Record, recording: int, fathom_key: str, loom_key: str
+    ) -> dict[str, Any]:
+        fathom = self.ctx.providers.fathom(fathom_key)
+        loom = self.ctx.providers.loom(loom_key)
         file = self.fathom_file(fathom, row, recording)
+        with secret_scope(file.url):
+            return self.upload_and_finish(fathom, loom, row, recording, file)
+
+    def upload_and_finish(
+        self,
+        fathom: FathomClient,
+        loom: LoomClient,
+        row: Record,
+        recording: int,
+        file: DownloadFile,
+    ) -> dict[str, Any]:
         video = self.loom_video(fathom, loom, row, recording, file)
         if video.status in ("awaiting_upload", "uploading"):
             progress = Progress(self, file.file_size_bytes)
@@ -234,7 +257,7 @@ class Transfer:
             except UploadStopped:
                 if progress.stopped_by == "cancel":
                     loom.delete_video(video.id)
-                    log.info("transfer %s cancelled mid-upload", self.row_id)
+                    self.log.info("transfer %s cancelled mid-upload", self.row_id)
                     return {"row_id": self.row_id, "status": "cancelled"}
                 return {"row_id": self.row_id, "status": "lease lost"}
         try:
@@ -254,13 +277,18 @@ class Transfer:
         if not finished:
             loom.delete_video(ready.id)
             return {"row_id": self.row_id, "status": "cancelled"}
-        log.info("transfer %s completed: Loom video %s", self.row_id, ready.id)
+        self.log.info("transfer %s completed: Loom video %s", self.row_id, ready.id)
         return {"row_id": self.row_id, "status": "completed", "loom_video_id": ready.id}
 
     def run(self) -> dict[str, Any]:
         row = self.rows.get(self.row_id)
         if row is None:
             return {"row_id": self.row_id, "status": "gone"}
+        self.log.extra = {
+            **(self.log.extra or {}),
+            "user_id": row["user_id"],
+            "meeting_id": row.get("meeting_id", ""),
+        }
         if row["status"] in FINAL_STATUSES:
             if row["status"] == "cancelled":
                 self.discard_video(row)

@@ -248,3 +248,13 @@ def test_a_new_row_is_picked_up_through_realtime(
     # When a row is created, it is sent by the realtime wake-up, long before the next tick
     row = scenario.row(8700)
     wait_all(scenario, [row], timeout=30)
+    # And the transfer's own log lines reach `logs` through the sink, tied to the user and row
+    deadline = time.monotonic() + 20
+    while True:
+        logs = list(scenario.pb.list_all("logs", filter='component = "transfer"'))
+        mine = [r for r in logs if r["metadata"].get("row_id") == row]
+        if mine or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert mine and all(r["user_id"] == scenario.user.id for r in mine)
+    assert any("completed" in r["msg"] for r in mine)

@@ -1,0 +1,76 @@
+"""Masking secrets in anything that may be written down: log messages and their metadata.
+
+Two layers. Exact: a task registers the secrets it holds (`secret_scope`: the user's decrypted
+keys), and every occurrence is masked wherever it appears. By shape: API keys and tokens in
+headers or `name=value` pairs, signed URLs (their query and token-like path segments), JWTs, and
+long random-looking strings. The second layer catches what nobody registered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+__all__ = ["MASK", "redact", "redact_value", "secret_scope"]
+
+MASK = "[redacted]"
+_secrets: ContextVar[tuple[str, ...]] = ContextVar("fathom2loom_secrets", default=())
+
+_SECRET_NAME = (
+    r"(?:api[_-]?key|x-api-key|access[_-]?token|refresh[_-]?token|token|secret|password"
+    r"|passwd|pwd|signature|sig|credential|auth)"
+)
+_PATTERNS = [
+    # Authorization: Bearer xxx / Basic xxx
+    (
+        re.compile(r"(?i)(authorization\s*[:=]\s*(?:bearer|basic|token)?\s*)[^\s,;\"']+"),
+        r"\1" + MASK,
+    ),
+    # "password": "xxx" (JSON) and password=xxx / api_key: xxx
+    (re.compile(rf"(?i)(\"{_SECRET_NAME}\"\s*:\s*\")[^\"]*(\")"), r"\1" + MASK + r"\2"),
+    (re.compile(rf"(?i)(\b{_SECRET_NAME}\b\s*[:=]\s*)[^\s&,;\"']+"), r"\1" + MASK),
+    # URLs: keep scheme, host and plain path; mask the query and token-like path segments
+    (re.compile(r"(?i)(\bhttps?://[^\s/?#\"']+[^\s?#\"']*)\?[^\s\"'#]*"), r"\1?" + MASK),
+    (re.compile(r"(?<=/)[A-Za-z0-9_\-.~%]{24,}(?=[/?#\s\"']|$)"), MASK),
+    # JWTs and webhook secrets
+    (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), MASK),
+    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), MASK),
+    # Long random-looking tokens: 24+ characters mixing letters and digits
+    (re.compile(r"\b(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}\b"), MASK),
+]
+_SECRET_KEY = re.compile(rf"(?i)^{_SECRET_NAME}$|key$|secret|password|token|authorization")
+_SAFE_KEYS = frozenset({"task_id", "row_id", "meeting_id", "user_id", "logger", "exc_type"})
+
+
+@contextmanager
+def secret_scope(*values: str) -> Iterator[None]:
+    """Within this block (and the threads it starts), these values are masked everywhere."""
+    marker = _secrets.set(_secrets.get() + tuple(v for v in values if v and len(v) >= 4))
+    try:
+        yield
+    finally:
+        _secrets.reset(marker)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets.get(), key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_value(value: Any, key: str = "") -> Any:
+    """Redact a JSON-able value; values under secret-sounding keys are masked whole."""
+    if key and key not in _SAFE_KEYS and _SECRET_KEY.search(key):
+        return MASK
+    if isinstance(value, str):
+        return value if key in _SAFE_KEYS else redact(value)
+    if isinstance(value, dict):
+        return {str(k): redact_value(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v) for v in value]
+    return value

@@ -1,0 +1,265 @@
+"""The log sink against real Redis and PocketBase: fields, redaction, bounds, and no loss."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.errors import PocketBaseUnavailable
+from fathom2loom.logsink.buffer import PROCESSING, LogBuffer
+from fathom2loom.logsink.flush import _write, flush_logs
+from fathom2loom.logsink.handler import RedisLogHandler
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.redact import secret_scope
+from fathom2loom.settings import Settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings, start_pocketbase
+from tests.workers import ROOT
+
+FATHOM_KEY = "fathomKey_8f3a9c2e71d04b5a"
+LOOM_KEY = "loom-key-2b7d9e0c4a6f8130"
+SIGNED_URL = "https://storage.fathom.test/v/991.mp4?X-Amz-Signature=ab12cd34&X-Amz-Expires=86400"
+
+
+@pytest.fixture
+def sink_logger(redis_server: Any, redis_client: redis.Redis) -> Iterator[logging.Logger]:
+    """A logger of our own (named like the transfer's) writing through the sink handler."""
+    logger = logging.getLogger(f"tasks.transfer.test{time.monotonic_ns()}")
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG)
+    handler = RedisLogHandler(redis_server.url)
+    logger.addHandler(handler)
+    yield logger
+    logger.removeHandler(handler)
+
+
+def drain(pb: PocketBase, client: redis.Redis) -> int:
+    buffer, written = LogBuffer(client), 0
+    while buffer.size():
+        report = flush_logs(pb, buffer, batch_size=pb.batch_size)
+        assert report is not None
+        written += report.written
+    return written
+
+
+def test_records_carry_the_collections_fields(
+    pb: PocketBase, redis_client: redis.Redis, sink_logger: logging.Logger
+) -> None:
+    user = pb.create(
+        "users", {"email": "logs@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+    )
+    # Given an event logged about a user's row, with an exception
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        sink_logger.error(
+            "transfer %s failed",
+            "row1",
+            exc_info=True,
+            extra={"user_id": user["id"], "row_id": "r1"},
+        )
+    sink_logger.info("plain info")
+    sink_logger.debug("not stored: our loggers start at INFO")
+    logged_at = time.time()
+    time.sleep(1.2)
+    # When the flusher runs, later
+    assert drain(pb, redis_client) == 2
+    rows = {r["msg"]: r for r in pb.list_all("logs")}
+    error = rows["transfer row1 failed"]
+    # Expect each field right, and ts the event's time rather than the write's
+    assert error["level"] == "error" and rows["plain info"]["level"] == "info"
+    assert error["user_id"] == user["id"] and error["component"] == "transfer"
+    assert error["metadata"]["row_id"] == "r1"
+    assert error["metadata"]["exc_type"] == "ValueError"
+    assert "ValueError: boom" in error["metadata"]["traceback"]
+    stamp = time.mktime(time.strptime(error["ts"][:19], "%Y-%m-%d %H:%M:%S")) - time.timezone
+    assert abs(stamp - logged_at) < 1.0
+    assert stamp < time.time() - 1.0
+
+
+def test_keys_and_signed_urls_are_masked(
+    pb: PocketBase, redis_client: redis.Redis, sink_logger: logging.Logger
+) -> None:
+    # Registered by the task that holds them, and also unregistered (caught by their shape)
+    with secret_scope(FATHOM_KEY, LOOM_KEY):
+        sink_logger.warning(
+            "keys %s / %s, file %s", FATHOM_KEY, LOOM_KEY, SIGNED_URL, extra={"url": SIGNED_URL}
+        )
+    sink_logger.warning(
+        "again %s %s %s", FATHOM_KEY, LOOM_KEY, SIGNED_URL, extra={"api_key": FATHOM_KEY}
+    )
+    sink_logger.warning("Authorization: Bearer %s password=%s", LOOM_KEY, "hunter2hunter2")
+    drain(pb, redis_client)
+    stored = str(list(pb.list_all("logs")))
+    for secret in (FATHOM_KEY, LOOM_KEY, "X-Amz-Signature=ab12cd34", "hunter2hunter2"):
+        assert secret not in stored
+    assert "[redacted]" in stored and "storage.fathom.test/v/991.mp4" in stored
+
+
+def test_only_warnings_and_above_from_other_libraries(
+    pb: PocketBase, redis_client: redis.Redis, redis_server: Any
+) -> None:
+    handler = RedisLogHandler(redis_server.url)
+    for name, level in (
+        ("celery.worker.consumer", logging.WARNING),
+        ("celery.worker.consumer", logging.INFO),
+        ("httpx", logging.INFO),
+        ("fathom2loom.dispatcher", logging.INFO),
+    ):
+        record = logging.LogRecord(name, level, __file__, 1, f"{name} {level}", (), None)
+        handler.handle(record)
+    drain(pb, redis_client)
+    assert sorted(r["msg"] for r in pb.list_all("logs")) == [
+        "celery.worker.consumer 30",
+        "fathom2loom.dispatcher 20",
+    ]
+    assert {r["component"] for r in pb.list_all("logs")} == {"celery", "dispatcher"}
+
+
+WRITER = """
+import logging, sys
+from fathom2loom.logsink.handler import RedisLogHandler
+logger = logging.getLogger("tasks.writer")
+logger.setLevel(logging.INFO)
+logger.addHandler(RedisLogHandler(sys.argv[1]))
+for n in range(int(sys.argv[3])):
+    logger.info("record %s-%d", sys.argv[2], n)
+"""
+
+
+def test_ten_thousand_records_from_several_processes_arrive_exactly_once(
+    pb: PocketBase, redis_client: redis.Redis, redis_server: Any
+) -> None:
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, redis_server.url, f"p{n}", "2500"], cwd=ROOT
+        )
+        for n in range(4)
+    ]
+    for writer in writers:
+        assert writer.wait(120) == 0
+    assert drain(pb, redis_client) == 10_000
+    messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
+    assert len(messages) == len(set(messages)) == 10_000
+    assert {m.split("-")[0] for m in messages} == {f"record p{n}" for n in range(4)}
+
+
+def test_records_wait_out_a_pocketbase_outage(
+    tmp_path: Path, redis_client: redis.Redis, redis_server: Any, sink_logger: logging.Logger
+) -> None:
+    # Given a PocketBase of this test's own that goes down
+    server = start_pocketbase(tmp_path)
+    settings = make_settings(server.url, redis_server.url, pb_retry_attempts=2)
+    with PocketBase.from_settings(settings) as pb:
+        bootstrap(settings, pb)
+        for n in range(300):
+            sink_logger.info("before %d", n)
+        server.stop()
+        # When records keep coming and the flusher keeps failing
+        with pytest.raises(PocketBaseUnavailable):
+            flush_logs(pb, LogBuffer(redis_client), batch_size=100)
+        for n in range(200):
+            sink_logger.info("during %d", n)
+        assert LogBuffer(redis_client).size() == 500
+        # Expect every record in PocketBase once it is back
+        server.start()
+        assert drain(pb, redis_client) == 500
+        assert len(list(pb.list_all("logs", fields="id", per_page=1000))) == 500
+    server.stop()
+
+
+def test_a_flusher_that_dies_mid_batch_loses_and_doubles_nothing(
+    pb: PocketBase, redis_client: redis.Redis, redis_server: Any, sink_logger: logging.Logger
+) -> None:
+    for n in range(450):
+        sink_logger.info("rec %d", n)
+    buffer = LogBuffer(redis_client)
+    # A flusher that wrote its batch to PocketBase and died before removing it from Redis
+    assert buffer.lock("dead-1", 60)
+    rows = buffer.take("dead-1", 200)
+    assert rows is not None and len(rows) == 200
+    _write(pb, rows)
+    redis_client.delete("f2l:logs:flush-lock")  # Its lock runs out
+    # And a flusher process killed while its batch was on the wire
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen()
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", KILLED_FLUSHER, redis_server.url, str(blackhole.getsockname()[1])],
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 20
+    while redis_client.llen(PROCESSING) <= 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(stuck.pid, signal.SIGKILL)
+    stuck.wait(10)
+    blackhole.close()
+    redis_client.delete("f2l:logs:flush-lock")
+    # Then a healthy flusher: every record once
+    drain(pb, redis_client)
+    messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
+    assert len(messages) == 450 and len(set(messages)) == 450
+
+
+KILLED_FLUSHER = """
+import sys, redis
+from fathom2loom.logsink.buffer import LogBuffer
+from fathom2loom.logsink.flush import flush_logs
+from fathom2loom.pocketbase.client import PocketBase
+pb = PocketBase(f"http://127.0.0.1:{sys.argv[2]}", "a@b.test", "x" * 12, timeout=600)
+pb._token = "never-checked"
+flush_logs(pb, LogBuffer(redis.Redis.from_url(sys.argv[1])), batch_size=400)
+"""
+
+
+def test_the_ceiling_drops_the_oldest_low_severity_records_and_says_so(
+    pb: PocketBase, redis_client: redis.Redis
+) -> None:
+    buffer = LogBuffer(redis_client, max_records=100)
+    base = {"ts": "2026-11-25 10:00:00.000Z", "user_id": "", "component": "t", "metadata": {}}
+    for n in range(30):
+        buffer.push({**base, "id": f"warn{n:011d}", "level": "warn", "msg": f"warn {n}"})
+    for n in range(80):
+        buffer.push({**base, "id": f"info{n:011d}", "level": "info", "msg": f"info {n}"})
+    assert buffer.size() == 100
+    drain(pb, redis_client)
+    messages = {r["msg"] for r in pb.list_all("logs", per_page=1000)}
+    assert {f"warn {n}" for n in range(30)} <= messages
+    assert not {f"info {n}" for n in range(10)} & messages  # The ten oldest infos went
+    assert "log buffer full: dropped 10 oldest low-severity records" in messages
+
+
+def test_celery_processes_install_the_sink(settings: Settings, redis_server: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
+    env.update(
+        PB_ADMIN_EMAIL=ADMIN_EMAIL,
+        PB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PB_ENCRYPTION_KEY=settings.pb_encryption_key.get_secret_value(),
+        REDIS_URL=redis_server.url,
+    )
+    code = (
+        "import logging; from tasks.celery_app import app; import tasks.logging_sink;"
+        "from celery.signals import after_setup_logger;"
+        "after_setup_logger.send(sender=None, logger=logging.getLogger());"
+        "logging.getLogger('celery.worker').warning('from celery');"
+        "print(type(logging.getLogger().handlers[-1]).__name__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.stdout.strip() == "RedisLogHandler", done.stderr
+    client = redis.Redis.from_url(redis_server.url)
+    assert b"from celery" in b"".join(client.lrange("f2l:logs:high", 0, -1))
+    client.close()
