@@ -44,7 +44,11 @@ def sink_logger(redis_server: Any, redis_client: redis.Redis) -> Iterator[loggin
     logger.removeHandler(handler)
 
 
-def drain(pb: PocketBase, client: redis.Redis) -> int:
+def drain(pb: PocketBase, client: redis.Redis, *loggers: logging.Logger) -> int:
+    """Push what the handlers queued, then flush until the buffer is empty."""
+    for logger in loggers:
+        for handler in logger.handlers:
+            handler.flush()
     buffer, written = LogBuffer(client), 0
     while buffer.size():
         report = flush_logs(pb, buffer, batch_size=pb.batch_size)
@@ -74,7 +78,7 @@ def test_records_carry_the_collections_fields(
     logged_at = time.time()
     time.sleep(1.2)
     # When the flusher runs, later
-    assert drain(pb, redis_client) == 2
+    assert drain(pb, redis_client, sink_logger) == 2
     rows = {r["msg"]: r for r in pb.list_all("logs")}
     error = rows["transfer row1 failed"]
     # Expect each field right, and ts the event's time rather than the write's
@@ -100,7 +104,7 @@ def test_keys_and_signed_urls_are_masked(
         "again %s %s %s", FATHOM_KEY, LOOM_KEY, SIGNED_URL, extra={"api_key": FATHOM_KEY}
     )
     sink_logger.warning("Authorization: Bearer %s password=%s", LOOM_KEY, "hunter2hunter2")
-    drain(pb, redis_client)
+    drain(pb, redis_client, sink_logger)
     stored = str(list(pb.list_all("logs")))
     for secret in (FATHOM_KEY, LOOM_KEY, "X-Amz-Signature=ab12cd34", "hunter2hunter2"):
         assert secret not in stored
@@ -119,6 +123,7 @@ def test_only_warnings_and_above_from_other_libraries(
     ):
         record = logging.LogRecord(name, level, __file__, 1, f"{name} {level}", (), None)
         handler.handle(record)
+    handler.flush()
     drain(pb, redis_client)
     assert sorted(r["msg"] for r in pb.list_all("logs")) == [
         "celery.worker.consumer 30",
@@ -165,16 +170,18 @@ def test_records_wait_out_a_pocketbase_outage(
         bootstrap(settings, pb)
         for n in range(300):
             sink_logger.info("before %d", n)
+        sink_logger.handlers[0].flush()
         server.stop()
         # When records keep coming and the flusher keeps failing
         with pytest.raises(PocketBaseUnavailable):
             flush_logs(pb, LogBuffer(redis_client), batch_size=100)
         for n in range(200):
             sink_logger.info("during %d", n)
+        sink_logger.handlers[0].flush()
         assert LogBuffer(redis_client).size() == 500
         # Expect every record in PocketBase once it is back
         server.start()
-        assert drain(pb, redis_client) == 500
+        assert drain(pb, redis_client, sink_logger) == 500
         assert len(list(pb.list_all("logs", fields="id", per_page=1000))) == 500
     server.stop()
 
@@ -184,6 +191,7 @@ def test_a_flusher_that_dies_mid_batch_loses_and_doubles_nothing(
 ) -> None:
     for n in range(450):
         sink_logger.info("rec %d", n)
+    sink_logger.handlers[0].flush()
     buffer = LogBuffer(redis_client)
     # A flusher that wrote its batch to PocketBase and died before removing it from Redis
     assert buffer.lock("dead-1", 60)
@@ -208,7 +216,7 @@ def test_a_flusher_that_dies_mid_batch_loses_and_doubles_nothing(
     blackhole.close()
     redis_client.delete("f2l:logs:flush-lock")
     # Then a healthy flusher: every record once
-    drain(pb, redis_client)
+    drain(pb, redis_client, sink_logger)
     messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
     assert len(messages) == 450 and len(set(messages)) == 450
 

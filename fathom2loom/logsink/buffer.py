@@ -1,8 +1,9 @@
 """The records waiting for PocketBase, in Redis: two lists by severity, bounded, and the flusher's
 processing list.
 
-Pushing is one Lua call: append, and past `max_records` drop the oldest trace/debug/info records
-first (warnings and errors only when nothing else is left), counting what was dropped. The
+Pushing is one Lua call per burst of records: append, and past `max_records` drop the oldest
+trace/debug/info records first (warnings and errors only when nothing else is left), counting
+what was dropped. The
 flusher moves records to a processing list under a lock token, and removes them only once
 PocketBase has them; a flusher that died leaves them there for the next one.
 """
@@ -21,9 +22,12 @@ HIGH, LOW, PROCESSING = PREFIX + "high", PREFIX + "low", PREFIX + "processing"
 DROPPED, LOCK = PREFIX + "dropped", PREFIX + "flush-lock"
 
 _PUSH = """
-redis.call('RPUSH', KEYS[ARGV[2] == 'high' and 1 or 2], ARGV[1])
+local max = tonumber(ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[ARGV[i + 1] == 'high' and 1 or 2], ARGV[i])
+end
 local low, high = redis.call('LLEN', KEYS[2]), redis.call('LLEN', KEYS[1])
-local excess = low + high - tonumber(ARGV[3])
+local excess = low + high - max
 if excess <= 0 then return 0 end
 local from_low = math.min(excess, low)
 if from_low > 0 then redis.call('LTRIM', KEYS[2], from_low, -1) end
@@ -59,13 +63,13 @@ class LogBuffer:
         self._take = client.register_script(_TAKE)
         self._ack = client.register_script(_ACK)
 
-    def push(self, row: dict[str, Any]) -> int:
-        """Append a record; returns how many old records the ceiling dropped."""
-        severity = "high" if row["level"] in ("warn", "error", "fatal") else "low"
-        payload = json.dumps(row, separators=(",", ":"), default=str)
-        return int(
-            self._push(keys=[HIGH, LOW, DROPPED], args=[payload, severity, self.max_records])
-        )
+    def push(self, *rows: dict[str, Any]) -> int:
+        """Append records in one call; returns how many old records the ceiling dropped."""
+        args: list[Any] = [self.max_records]
+        for row in rows:
+            severity = "high" if row["level"] in ("warn", "error", "fatal") else "low"
+            args += [json.dumps(row, separators=(",", ":"), default=str), severity]
+        return int(self._push(keys=[HIGH, LOW, DROPPED], args=args)) if rows else 0
 
     def size(self) -> int:
         with self._redis.pipeline() as pipe:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import traceback
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,16 +24,11 @@ _LEVELS: tuple[tuple[int, str], ...] = (
 # Attributes every LogRecord has; anything else came in through `extra=` and goes to metadata.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _TOP_LEVEL = {"user_id", "component"}
-_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
 def new_id() -> str:
-    """A random 15-character [a-z0-9] id, the shape PocketBase accepts for record ids."""
-    number, chars = uuid.uuid4().int, []
-    for _ in range(15):
-        number, digit = divmod(number, 36)
-        chars.append(_ALPHABET[digit])
-    return "".join(chars)
+    """A random 15-character id (lowercase hex), a shape PocketBase accepts for record ids."""
+    return os.urandom(8).hex()[:15]
 
 
 def level_of(levelno: int) -> str:
