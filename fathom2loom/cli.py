@@ -11,21 +11,29 @@ from collections.abc import Callable, Sequence
 from fathom2loom.api_keys import find_user, rotate_keys, store_keys
 from fathom2loom.errors import Fathom2LoomError
 from fathom2loom.keybox import KeyBox
+from fathom2loom.logsink.handler import install_log_sink
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.settings import ConfigError, load_settings
+from fathom2loom.settings import ConfigError, Settings, load_settings
 
 __all__ = ["main"]
+
+
+def _settings() -> Settings:
+    """The settings, with this process's log records going to the sink like everyone's."""
+    settings = load_settings()
+    install_log_sink(settings.redis_url, settings.log_buffer_max_records)
+    return settings
 
 
 def _bootstrap(_args: argparse.Namespace) -> int:
     from fathom2loom.bootstrap import bootstrap
 
-    print(bootstrap(load_settings()))
+    print(bootstrap(_settings()))
     return 0
 
 
 def _keybox_and_pb() -> tuple[KeyBox, PocketBase]:
-    settings = load_settings()
+    settings = _settings()
     box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
     return box, PocketBase.from_settings(settings)
 

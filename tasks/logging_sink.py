@@ -15,30 +15,18 @@ from celery.signals import after_setup_logger
 
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
-from fathom2loom.logsink.handler import RedisLogHandler
-from fathom2loom.settings import Settings, get_settings
+from fathom2loom.logsink.handler import install_log_sink
+from fathom2loom.settings import get_settings
 from tasks.celery_app import app
 from tasks.context import get_context
 
-__all__ = ["flush_log_buffer", "install_log_sink"]
-
-
-def install_log_sink(settings: Settings, root: logging.Logger | None = None) -> RedisLogHandler:
-    """Attach the sink to the root logger once; our own loggers log from INFO up."""
-    root = root or logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, RedisLogHandler):
-            return handler
-    handler = RedisLogHandler(settings.redis_url, max_records=settings.log_buffer_max_records)
-    root.addHandler(handler)
-    for name in ("fathom2loom", "tasks"):
-        logging.getLogger(name).setLevel(logging.INFO)
-    return handler
+__all__ = ["flush_log_buffer"]
 
 
 @after_setup_logger.connect
 def _install(logger: logging.Logger, **_: Any) -> None:
-    install_log_sink(get_settings(), logger)
+    settings = get_settings()
+    install_log_sink(settings.redis_url, settings.log_buffer_max_records, logger)
 
 
 @app.task(name="fathom2loom.flush_logs", ignore_result=True)

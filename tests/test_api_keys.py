@@ -41,6 +41,7 @@ def test_cli_stores_keys_without_taking_them_as_arguments(
 ) -> None:
     user = make_user("cli")
     env = {
+        "REDIS_URL": settings.redis_url,
         "PATH": os.environ["PATH"],
         "PB_URL": settings.pb_url,
         "PB_ADMIN_EMAIL": ADMIN_EMAIL,

@@ -90,8 +90,11 @@ def test_a_wrong_admin_password_is_reported(bare: Any) -> None:
         bootstrap(wrong)
 
 
-def test_cli_bootstrap_reports_and_is_safe_to_run_twice(bare: Any, tmp_path: Path) -> None:
+def test_cli_bootstrap_reports_and_is_safe_to_run_twice(
+    bare: Any, tmp_path: Path, redis_server: Any
+) -> None:
     env = {
+        "REDIS_URL": redis_server.url,
         "PATH": "/usr/bin:/bin",
         "PB_URL": bare.url,
         "PB_ADMIN_EMAIL": ADMIN_EMAIL,

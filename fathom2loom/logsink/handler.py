@@ -20,7 +20,7 @@ import redis
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.records import to_row
 
-__all__ = ["RedisLogHandler", "ServiceFilter"]
+__all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink"]
 
 OWN_LOGGERS = ("fathom2loom", "tasks", "__main__")
 PUSH_BATCH = 500
@@ -100,3 +100,18 @@ class RedisLogHandler(logging.Handler):
     def close(self) -> None:
         self.flush()
         super().close()
+
+
+def install_log_sink(
+    redis_url: str, max_records: int, root: logging.Logger | None = None
+) -> RedisLogHandler:
+    """Attach the sink to the root logger once; our own loggers log from INFO up."""
+    root = root or logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, RedisLogHandler):
+            return handler
+    handler = RedisLogHandler(redis_url, max_records=max_records)
+    root.addHandler(handler)
+    for name in ("fathom2loom", "tasks"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    return handler
