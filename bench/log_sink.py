@@ -8,80 +8,54 @@ from __future__ import annotations
 
 import argparse
 import logging
-import secrets
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fathom2loom.bootstrap import bootstrap  # noqa: E402
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
-from fathom2loom.logsink.buffer import LogBuffer  # noqa: E402
-from fathom2loom.logsink.flush import flush_logs  # noqa: E402
-from fathom2loom.logsink.handler import RedisLogHandler  # noqa: E402
-from fathom2loom.logsink.records import to_row  # noqa: E402
-from fathom2loom.pocketbase.client import PocketBase  # noqa: E402
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, load_settings  # noqa: E402
-
-EMAIL, PASSWORD = "bench@fathom2loom.local", "bench-password-123"
+from bench.servers import local_stack
+from fathom2loom.logsink.buffer import LogBuffer
+from fathom2loom.logsink.flush import flush_logs
+from fathom2loom.logsink.handler import RedisLogHandler
+from fathom2loom.logsink.records import to_row
+from fathom2loom.pocketbase.client import PocketBase
 
 
 def main() -> None:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--baseline-records", type=int, default=1_000)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pocketbase = LocalPocketBase(Path(tmp) / "pb", DEFAULT_MIGRATIONS_DIR)
-        pocketbase.create_superuser(EMAIL, PASSWORD)
-        pocketbase.start()
-        store = LocalRedis(Path(tmp) / "redis").start()
-        try:
-            settings = load_settings(
-                pb_url=pocketbase.url,
-                redis_url=store.url,
-                pb_admin_email=EMAIL,
-                pb_admin_password=PASSWORD,
-                pb_encryption_key=secrets.token_hex(32),
-                _env_file=None,
-            )
-            pb = PocketBase.from_settings(settings)
-            bootstrap(settings, pb)
-            logger = logging.getLogger("tasks.bench")
-            logger.propagate = False
-            logger.setLevel(logging.INFO)
-            handler = RedisLogHandler(store.url)
-            logger.addHandler(handler)
+    with local_stack() as settings:
+        pb = PocketBase.from_settings(settings)
+        logger = logging.getLogger("tasks.bench")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        handler = RedisLogHandler(settings.redis_url)
+        logger.addHandler(handler)
 
-            started = time.perf_counter()
-            for n in range(args.records):
-                logger.info("transfer %d moved %d bytes", n, n * 1000, extra={"row_id": f"r{n}"})
-            emitted = time.perf_counter() - started
-            buffer = LogBuffer(redis.Redis.from_url(store.url))
-            flush_started = time.perf_counter()
-            handler.flush()  # Whatever the pusher thread has not pushed yet
-            while buffer.size():
-                flush_logs(pb, buffer, batch_size=pb.batch_size, max_seconds=600)
-            flushed = time.perf_counter() - flush_started
-            stored = len(list(pb.list_all("logs", fields="id", per_page=1000)))
-            assert stored == args.records, f"only {stored} of {args.records} records arrived"
+        started = time.perf_counter()
+        for n in range(args.records):
+            logger.info("transfer %d moved %d bytes", n, n * 1000, extra={"row_id": f"r{n}"})
+        emitted = time.perf_counter() - started
+        buffer = LogBuffer(redis.Redis.from_url(settings.redis_url))
+        flush_started = time.perf_counter()
+        handler.flush()  # Whatever the pusher thread has not pushed yet
+        while buffer.size():
+            flush_logs(pb, buffer, batch_size=pb.batch_size, max_seconds=600)
+        flushed = time.perf_counter() - flush_started
+        stored = len(list(pb.list_all("logs", fields="id", per_page=1000)))
+        assert stored == args.records, f"only {stored} of {args.records} records arrived"
 
-            record = logging.LogRecord("tasks.bench", logging.INFO, __file__, 1, "direct", (), None)
-            started = time.perf_counter()
-            for _ in range(args.baseline_records):
-                row = to_row(record)
-                pb.create("logs", {k: v for k, v in row.items() if k != "id"})
-            direct = time.perf_counter() - started
-        finally:
-            pocketbase.stop()
-            store.stop()
+        record = logging.LogRecord("tasks.bench", logging.INFO, __file__, 1, "direct", (), None)
+        started = time.perf_counter()
+        for _ in range(args.baseline_records):
+            row = to_row(record)
+            pb.create("logs", {k: v for k, v in row.items() if k != "id"})
+        direct = time.perf_counter() - started
     sink_rate = args.records / (emitted + flushed)
     direct_rate = args.baseline_records / direct
     print(f"{'path':<40} {'records':>8} {'seconds':>8} {'records/s':>10} {'vs direct':>10}")

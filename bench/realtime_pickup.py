@@ -11,28 +11,22 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fathom2loom.bootstrap import bootstrap  # noqa: E402
-from fathom2loom.dispatcher import sync_once  # noqa: E402
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
-from fathom2loom.pocketbase.client import PocketBase  # noqa: E402
-from fathom2loom.pocketbase.realtime import RealtimeListener  # noqa: E402
-from fathom2loom.queue_state import now_iso  # noqa: E402
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings  # noqa: E402
-
-EMAIL, PASSWORD = "bench@fathom2loom.local", "bench-password-123"
+from bench.servers import PASSWORD, local_stack
+from fathom2loom.dispatcher import sync_once
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.realtime import RealtimeListener
+from fathom2loom.queue_state import now_iso
+from fathom2loom.settings import Settings
 
 
 def measure(pb: PocketBase, user: str, sent: dict[str, float], samples: int) -> list[float]:
@@ -98,32 +92,13 @@ def run(settings: Settings, samples: int, tick: float, realtime: bool) -> list[f
 
 
 def main() -> None:
-    # Stop the servers this bench started when it is interrupted or terminated.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--tick", type=float, default=5.0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pocketbase = LocalPocketBase(Path(tmp) / "pb", DEFAULT_MIGRATIONS_DIR)
-        pocketbase.create_superuser(EMAIL, PASSWORD)
-        pocketbase.start()
-        store = LocalRedis(Path(tmp) / "redis").start()
-        try:
-            settings = load_settings(
-                pb_url=pocketbase.url,
-                redis_url=store.url,
-                pb_admin_email=EMAIL,
-                pb_admin_password=PASSWORD,
-                pb_encryption_key=secrets.token_hex(32),
-                _env_file=None,
-            )
-            bootstrap(settings)
-            fast = run(settings, args.samples, args.tick, realtime=True)
-            slow = run(settings, max(4, args.samples // 4), args.tick, realtime=False)
-        finally:
-            pocketbase.stop()
-            store.stop()
+    with local_stack() as settings:
+        fast = run(settings, args.samples, args.tick, realtime=True)
+        slow = run(settings, max(4, args.samples // 4), args.tick, realtime=False)
     print(f"new row → dispatched, {args.samples} samples (tick every {args.tick:.0f} s)")
     print(f"{'path':<22} {'median ms':>10} {'p95 ms':>8} {'max ms':>8} {'vs tick':>8}")
     base = statistics.median(slow)

@@ -11,27 +11,20 @@ the same run, writes the same positions one request per row.
 from __future__ import annotations
 
 import argparse
-import secrets
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import redis
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fathom2loom.bootstrap import bootstrap  # noqa: E402
-from fathom2loom.dispatcher import sync_once  # noqa: E402
-from fathom2loom.inflight import InFlight  # noqa: E402
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
-from fathom2loom.pocketbase.client import BatchOp, PocketBase  # noqa: E402
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, load_settings  # noqa: E402
-
-EMAIL, PASSWORD = "bench@fathom2loom.local", "bench-password-123"
+from bench.servers import PASSWORD, local_stack
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.dispatcher import sync_once
+from fathom2loom.inflight import InFlight
+from fathom2loom.pocketbase.client import BatchOp, PocketBase
 
 
 class Counter:
@@ -73,79 +66,55 @@ def measure(label: str, counter: Counter, action) -> tuple[str, float, int, obje
 
 
 def main() -> None:
-    # Stop the servers this bench started when it is interrupted or terminated.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=200)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        pocketbase = LocalPocketBase(Path(tmp) / "pb", DEFAULT_MIGRATIONS_DIR)
-        pocketbase.create_superuser(EMAIL, PASSWORD)
-        pocketbase.start()
-        store = LocalRedis(Path(tmp) / "redis").start()
-        try:
-            settings = load_settings(
-                pb_url=pocketbase.url,
-                redis_url=store.url,
-                pb_admin_email=EMAIL,
-                pb_admin_password=PASSWORD,
-                pb_encryption_key=secrets.token_hex(32),
-                pb_batch_size=args.batch_size,
-                _env_file=None,
-            )
-            counter = Counter()
-            http = httpx.Client(timeout=60, event_hooks={"request": [counter]})
-            pb = PocketBase.from_settings(settings, http=http)
-            bootstrap(settings, pb)
-            fill(pb, args.rows, args.users)
-            client = redis.Redis.from_url(store.url)
-            sent: list[str] = []
-            results = [
-                measure("first sync", counter, lambda: sync_once(pb, client, settings, sent.append))
+    with local_stack(pb_batch_size=args.batch_size) as settings:
+        counter = Counter()
+        http = httpx.Client(timeout=60, event_hooks={"request": [counter]})
+        pb = PocketBase.from_settings(settings, http=http)
+        bootstrap(settings, pb)
+        fill(pb, args.rows, args.users)
+        client = redis.Redis.from_url(settings.redis_url)
+        sent: list[str] = []
+        results = [
+            measure("first sync", counter, lambda: sync_once(pb, client, settings, sent.append))
+        ]
+        results.append(
+            measure("steady sync", counter, lambda: sync_once(pb, client, settings, sent.append))
+        )
+        # The workers finish what was sent; the line moves up by that many places
+        pb.batch(
+            [
+                BatchOp("PATCH", "queue", id=r, body={"status": "completed", "position": 0})
+                for r in sent
             ]
-            results.append(
-                measure(
-                    "steady sync", counter, lambda: sync_once(pb, client, settings, sent.append)
-                )
+        )
+        InFlight(client).release_many(sent)
+        results.append(
+            measure(
+                "after the head moved",
+                counter,
+                lambda: sync_once(pb, client, settings, sent.append),
             )
-            # The workers finish what was sent; the line moves up by that many places
-            pb.batch(
-                [
-                    BatchOp("PATCH", "queue", id=r, body={"status": "completed", "position": 0})
-                    for r in sent
-                ]
+        )
+        # Baseline: the same number of position writes, one request each
+        changed = results[-1][3].positions_written  # type: ignore[attr-defined]
+        pending = list(
+            pb.list_all("queue", filter='status = "pending"', fields="id,position", per_page=1000)
+        )
+        targets = pending[:changed]
+        results.append(
+            measure(
+                "baseline: 1 req/row",
+                counter,
+                lambda: [
+                    pb.update("queue", r["id"], {"position": r["position"] + 1}) for r in targets
+                ],
             )
-            InFlight(client).release_many(sent)
-            results.append(
-                measure(
-                    "after the head moved",
-                    counter,
-                    lambda: sync_once(pb, client, settings, sent.append),
-                )
-            )
-            # Baseline: the same number of position writes, one request each
-            changed = results[-1][3].positions_written  # type: ignore[attr-defined]
-            pending = list(
-                pb.list_all(
-                    "queue", filter='status = "pending"', fields="id,position", per_page=1000
-                )
-            )
-            targets = pending[:changed]
-            results.append(
-                measure(
-                    "baseline: 1 req/row",
-                    counter,
-                    lambda: [
-                        pb.update("queue", r["id"], {"position": r["position"] + 1})
-                        for r in targets
-                    ],
-                )
-            )
-        finally:
-            pocketbase.stop()
-            store.stop()
+        )
     label, base_seconds, _, written_list = results[-1]
     per_row = base_seconds / max(len(written_list), 1)  # type: ignore[arg-type]
     print(

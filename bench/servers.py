@@ -1,0 +1,48 @@
+"""What every bench needs: its own PocketBase and Redis, bootstrapped, stopped afterwards."""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fathom2loom.bootstrap import bootstrap  # noqa: E402
+from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
+from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings  # noqa: E402
+
+EMAIL, PASSWORD = "bench@fathom2loom.local", "bench-password-123"
+
+
+@contextmanager
+def local_stack(**overrides: Any) -> Iterator[Settings]:
+    """Settings pointing at a fresh PocketBase (migrated, bootstrapped) and Redis."""
+    # Stop the servers when the bench is interrupted or terminated, too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    with tempfile.TemporaryDirectory() as tmp:
+        pocketbase = LocalPocketBase(Path(tmp) / "pb", DEFAULT_MIGRATIONS_DIR)
+        pocketbase.create_superuser(EMAIL, PASSWORD)
+        pocketbase.start()
+        store = LocalRedis(Path(tmp) / "redis").start()
+        try:
+            settings = load_settings(
+                pb_url=pocketbase.url,
+                redis_url=store.url,
+                pb_admin_email=EMAIL,
+                pb_admin_password=PASSWORD,
+                pb_encryption_key=secrets.token_hex(32),
+                _env_file=None,
+                **overrides,
+            )
+            bootstrap(settings)
+            yield settings
+        finally:
+            pocketbase.stop()
+            store.stop()
