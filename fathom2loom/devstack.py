@@ -19,10 +19,13 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from fathom2loom.bootstrap import bootstrap
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, load_settings
+from fathom2loom.local_servers import LocalPocketBase, LocalRedis, stop_process_group
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.sandbox import DEMO_EMAIL, queue_status, seed_demo
+from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
 
 __all__ = ["run_dev_stack"]
 
@@ -30,6 +33,7 @@ DEV_PB_PORT = int(os.environ.get("DEV_PB_PORT", "8090"))
 DEV_REDIS_PORT = int(os.environ.get("DEV_REDIS_PORT", "6380"))
 DEV_FATHOM_PORT = int(os.environ.get("DEV_FATHOM_PORT", "8091"))
 DEV_LOOM_PORT = int(os.environ.get("DEV_LOOM_PORT", "8092"))
+DEV_FLOWER_PORT = int(os.environ.get("DEV_FLOWER_PORT", "5555"))
 SANDBOX_FATHOM_KEY = "sandbox-fathom-key"
 SANDBOX_LOOM_KEY = "sandbox-loom-key"
 
@@ -71,6 +75,45 @@ def _dev_credentials(state: Path) -> dict[str, str]:
     return {key: os.environ.get(key) or value for key, value in generated.items()}
 
 
+def _celery(kind: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """A Celery process (worker, beat, flower) with its output in `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "tasks.celery_app", *kind],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _celery_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PB_URL=settings.pb_url,
+        PB_ADMIN_EMAIL=settings.pb_admin_email,
+        PB_ADMIN_PASSWORD=settings.pb_admin_password.get_secret_value(),
+        PB_ENCRYPTION_KEY=settings.pb_encryption_key.get_secret_value(),
+        REDIS_URL=settings.redis_url,
+        FATHOM_BASE_URL=settings.fathom_base_url,
+        FATHOM_POLL_INITIAL_SECONDS=env.get("FATHOM_POLL_INITIAL_SECONDS", "1"),
+    )
+    if settings.loom_base_url:
+        env["LOOM_BASE_URL"] = settings.loom_base_url
+    return env
+
+
+def _start_celery(settings: Settings, logs: Path) -> list[subprocess.Popen[bytes]]:
+    env = _celery_env(settings)
+    return [
+        _celery(["worker", "--concurrency", "2", "--loglevel", "INFO"], env, logs / "worker.log"),
+        _celery(["beat", "--loglevel", "INFO"], env, logs / "beat.log"),
+        _celery(
+            ["flower", f"--port={DEV_FLOWER_PORT}", "--address=127.0.0.1"], env, logs / "flower.log"
+        ),
+    ]
+
+
 def run_dev_stack(state_dir: str) -> int:
     state = Path(state_dir).resolve()
     state.mkdir(parents=True, exist_ok=True)
@@ -79,13 +122,15 @@ def run_dev_stack(state_dir: str) -> int:
     pocketbase = LocalPocketBase(state / "pb_data", DEFAULT_MIGRATIONS_DIR, port=DEV_PB_PORT)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    standins: subprocess.Popen[str] | None = None
+    children: list[subprocess.Popen[Any]] = []
     providers: dict[str, str] = {}
     try:
         redis.start()
         pocketbase.start()
-        if not os.environ.get("LOOM_BASE_URL"):
+        sandbox = not os.environ.get("LOOM_BASE_URL")
+        if sandbox:
             standins, urls = _start_standins()
+            children.append(standins)
             providers = {"fathom_base_url": urls["fathom_url"], "loom_base_url": urls["loom_url"]}
         settings = load_settings(
             pb_url=pocketbase.url,
@@ -97,13 +142,17 @@ def run_dev_stack(state_dir: str) -> int:
             **providers,
         )
         print(bootstrap(settings), flush=True)
+        children += _start_celery(settings, state)
         print(
             f"PocketBase  {pocketbase.url}/_/  (superuser {settings.pb_admin_email};"
             f" password in {state / 'dev.env'} unless set in the environment)\n"
-            f"Redis       {redis.url}",
+            f"Redis       {redis.url}\n"
+            f"Flower      http://127.0.0.1:{DEV_FLOWER_PORT}/\n"
+            f"Celery      worker (2 slots), beat; logs in {state}",
             flush=True,
         )
-        if standins is not None:
+        demo_user = None
+        if sandbox:
             print(
                 f"Sandbox     Fathom stand-in {settings.fathom_base_url}"
                 f" (key {SANDBOX_FATHOM_KEY}: 5 meetings, ids 1001-1005)\n"
@@ -111,14 +160,29 @@ def run_dev_stack(state_dir: str) -> int:
                 f" (any key, e.g. {SANDBOX_LOOM_KEY})",
                 flush=True,
             )
+            with PocketBase.from_settings(settings) as pb:
+                demo_user = seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
+            print(f"Demo        {DEMO_EMAIL}'s five meetings are queued", flush=True)
         print("Ctrl-C stops everything.", flush=True)
-        stop.wait()
+        _watch(settings, demo_user, stop)
     except KeyboardInterrupt:
         pass
     finally:
-        if standins is not None:
-            standins.terminate()
-            standins.wait(10)
+        for child in reversed(children):
+            stop_process_group(child)
         pocketbase.stop()
         redis.stop()
     return 0
+
+
+def _watch(settings: Settings, demo_user: str | None, stop: threading.Event) -> None:
+    """Show the demo rows as they move, until Ctrl-C."""
+    last = ""
+    with PocketBase.from_settings(settings) as pb:
+        while not stop.wait(2.0):
+            if demo_user is None:
+                continue
+            table = queue_status(pb, demo_user)
+            if table != last:
+                print(table, flush=True)
+                last = table

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -25,6 +26,7 @@ __all__ = [
     "free_port",
     "pocketbase_binary",
     "redis_binary",
+    "stop_process_group",
 ]
 
 
@@ -63,7 +65,8 @@ def redis_binary() -> Path:
     return Path(found)
 
 
-def _stop(process: subprocess.Popen[bytes] | None, grace: float = 5.0) -> None:
+def stop_process_group(process: subprocess.Popen[Any] | None, grace: float = 5.0) -> None:
+    """SIGTERM a process started with `start_new_session=True` and its children; SIGKILL late."""
     if process is None or process.poll() is not None:
         return
     os.killpg(process.pid, signal.SIGTERM)
@@ -136,7 +139,7 @@ class LocalPocketBase:
             return False
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process_group(self.process)
         self.process = None
 
 
@@ -173,5 +176,5 @@ class LocalRedis:
             return False
 
     def stop(self) -> None:
-        _stop(self.process)
+        stop_process_group(self.process)
         self.process = None

@@ -1,0 +1,59 @@
+"""Sandbox mode for `make run`: a demo user whose five meetings move from the Fathom stand-in to
+the Loom stand-in, so a new operator sees the whole pipeline work without any real key."""
+
+from __future__ import annotations
+
+from fathom2loom.api_keys import store_keys
+from fathom2loom.keybox import KeyBox
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.queue_state import now_iso
+from fathom2loom.settings import Settings
+
+__all__ = ["DEMO_EMAIL", "queue_status", "seed_demo"]
+
+DEMO_EMAIL = "demo@fathom2loom.local"
+DEMO_MEETINGS = [str(n) for n in range(1001, 1006)]
+
+
+def seed_demo(pb: PocketBase, settings: Settings, fathom_key: str, loom_key: str) -> str:
+    """Create the demo user with encrypted stand-in keys and queue its meetings (once)."""
+    user = pb.first("users", filter=pb_filter("email = {:e}", e=DEMO_EMAIL))
+    if user is None:
+        password = "demo-password-123"
+        user = pb.create(
+            "users", {"email": DEMO_EMAIL, "password": password, "passwordConfirm": password}
+        )
+    box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
+    store_keys(pb, box, user["id"], fathom=fathom_key, loom=loom_key)
+    queued = {
+        r["meeting_id"]
+        for r in pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user["id"]))
+    }
+    for meeting in DEMO_MEETINGS:
+        if meeting not in queued:
+            pb.create(
+                "queue",
+                {
+                    "user_id": user["id"],
+                    "meeting_id": meeting,
+                    "status": "pending",
+                    "queued_at": now_iso(),
+                },
+            )
+    return str(user["id"])
+
+
+def queue_status(pb: PocketBase, user_id: str) -> str:
+    """A small table of a user's rows: meeting, status, position, progress."""
+    lines = [f"{'meeting':>8} {'status':<11} {'pos':>4} {'progress':>9}  loom"]
+    rows = pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user_id), sort="meeting_id")
+    for row in rows:
+        total, done = row.get("bytes_total") or 0, row.get("bytes_done") or 0
+        progress = f"{100 * done / total:.0f}%" if total else "-"
+        detail = row.get("loom_url") or row.get("error_message") or ""
+        lines.append(
+            f"{row['meeting_id']:>8} {row['status']:<11} {row.get('position') or 0:>4}"
+            f" {progress:>9}  {detail}"
+        )
+    return "\n".join(lines)
