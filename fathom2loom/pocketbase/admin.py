@@ -1,0 +1,81 @@
+"""The PocketBase endpoints bootstrap needs: health, collections and settings.
+
+A mixin of `PocketBase`, which supplies `request`, the HTTP client and the base URL.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from fathom2loom.errors import PocketBaseUnavailable
+
+__all__ = ["AdminEndpoints"]
+
+Record = dict[str, Any]
+
+
+class AdminEndpoints:
+    base_url: str
+    _http: httpx.Client
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        auth: bool = True,
+        idempotent: bool | None = None,
+    ) -> Any:
+        raise NotImplementedError  # Supplied by PocketBase.
+
+    def healthy(self) -> bool:
+        """True when the server answers its health check (no login needed)."""
+        try:
+            response = self._http.get(f"{self.base_url}/api/health")
+        except httpx.TransportError:
+            return False
+        return response.status_code == 200
+
+    def wait_until_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.healthy():
+            if time.monotonic() >= deadline:
+                raise PocketBaseUnavailable(
+                    f"PocketBase at {self.base_url} did not answer within {timeout:.0f}s"
+                )
+            time.sleep(0.2)
+
+    def collections(self) -> list[Record]:
+        return list(self.list_collections())
+
+    def list_collections(self) -> Iterator[Record]:
+        page = 1
+        while True:
+            body = self.request(
+                "GET", "/api/collections", params={"page": page, "perPage": 200, "skipTotal": 1}
+            )
+            yield from body["items"]
+            if len(body["items"]) < 200:
+                return
+            page += 1
+
+    def import_collections(self, collections: list[dict[str, Any]]) -> None:
+        self.request(
+            "PUT",
+            "/api/collections/import",
+            json={"collections": collections, "deleteMissing": False},
+        )
+
+    def get_settings(self) -> Record:
+        result: Record = self.request("GET", "/api/settings")
+        return result
+
+    def update_settings(self, changes: dict[str, Any]) -> Record:
+        result: Record = self.request("PATCH", "/api/settings", json=changes)
+        return result
