@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from fathom2loom.api_keys import find_user, rotate_keys, store_keys
 from fathom2loom.errors import Fathom2LoomError
 from fathom2loom.keybox import KeyBox
+from fathom2loom.local_servers import MissingBinary
 from fathom2loom.logsink.handler import install_log_sink
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import ConfigError, Settings, load_settings
@@ -106,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"fathom2loom: configuration error: {exc}", file=sys.stderr)
         return 2
-    except Fathom2LoomError as exc:
+    except (Fathom2LoomError, MissingBinary) as exc:
         print(f"fathom2loom: {exc}", file=sys.stderr)
         return 1
 

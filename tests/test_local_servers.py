@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,3 +49,19 @@ def test_missing_redis_binary_says_how_to_install(monkeypatch: pytest.MonkeyPatc
 def test_session_redis_is_ours(redis_server: LocalRedis) -> None:
     assert redis_server.port != 6379
     assert redis.Redis.from_url(redis_server.url).ping()
+
+
+def test_make_run_without_redis_says_how_to_install_it(tmp_path: Path) -> None:
+    env = {**os.environ, "REDIS_SERVER_BIN": "/nonexistent/redis-server"}
+    done = subprocess.run(
+        [sys.executable, "-m", "fathom2loom.cli", "dev", "--state-dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "fathom2loom: redis-server was not found: install it with `apt-get install redis-server`"
+        " (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_SERVER_BIN"
+    ]
