@@ -92,7 +92,9 @@ def main() -> None:
                 for r in sent
             ]
         )
-        InFlight(client).release_many(sent)
+        inflight = InFlight(client)
+        for row_id in sent:
+            inflight.release(row_id)
         results.append(
             measure(
                 "after the head moved",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ import redis
 from fathom2loom.dispatch_plan import QueuedRow, plan_dispatch
 from fathom2loom.errors import PocketBaseBatchFailed
 from fathom2loom.inflight import InFlight
+from fathom2loom.lease import Lease
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.settings import Settings
 
@@ -119,8 +119,8 @@ def sync_once(
     send: Callable[[str], Any],
 ) -> SyncReport | None:
     """One sync, or None when another is running (which then runs once more for us)."""
-    token = uuid.uuid4().hex
-    if not client.set(LOCK_KEY, token, nx=True, ex=LOCK_SECONDS):
+    lock = Lease.take(client, LOCK_KEY, LOCK_SECONDS)
+    if lock is None:
         client.set(AGAIN_KEY, 1, ex=LOCK_SECONDS)
         return None
     try:
@@ -138,5 +138,4 @@ def sync_once(
             if not client.delete(AGAIN_KEY):
                 return report
     finally:
-        if client.get(LOCK_KEY) == token.encode():
-            client.delete(LOCK_KEY)
+        lock.release()

@@ -9,7 +9,7 @@ died, Redis was flushed or restarted): the next sync sends the row again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import redis
 
@@ -41,8 +41,3 @@ class InFlight:
             values = self._redis.mget([PREFIX + r for r in part])
             found.update(r for r, v in zip(part, values, strict=True) if v is not None)
         return found
-
-    def release_many(self, row_ids: Iterable[str]) -> None:
-        keys = [PREFIX + r for r in row_ids]
-        if keys:
-            self._redis.delete(*keys)

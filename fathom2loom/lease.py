@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import redis
 
-__all__ = ["Lease"]
+__all__ = ["Lease", "release_if_held"]
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -30,6 +30,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+
+def release_if_held(client: redis.Redis, key: str, token: str) -> bool:
+    """Delete `key` only if it still holds `token`, in one step: never someone else's lock."""
+    return bool(client.eval(_RELEASE, 1, key, token))
 
 
 class Lease:
@@ -49,12 +54,17 @@ class Lease:
         return f"f2l:lease:queue:{row_id}"
 
     @classmethod
-    def acquire(cls, client: redis.Redis, row_id: str, seconds: float) -> Lease | None:
-        """Take the row's lease, or None when another worker holds it."""
-        key, token = cls.key_for(row_id), uuid.uuid4().hex
+    def take(cls, client: redis.Redis, key: str, seconds: float) -> Lease | None:
+        """Hold `key` for `seconds`, or None when someone else holds it."""
+        token = uuid.uuid4().hex
         if client.set(key, token, nx=True, px=int(seconds * 1000)):
             return cls(client, key, token, seconds)
         return None
+
+    @classmethod
+    def acquire(cls, client: redis.Redis, row_id: str, seconds: float) -> Lease | None:
+        """Take the row's lease, or None when another worker holds it."""
+        return cls.take(client, cls.key_for(row_id), seconds)
 
     @staticmethod
     def remaining(client: redis.Redis, row_id: str) -> float:
@@ -89,4 +99,4 @@ class Lease:
         if self._thread is not None:
             self._thread.join(5)
         with contextlib.suppress(redis.RedisError):  # Unreleased, it expires on its own.
-            self._redis.eval(_RELEASE, 1, self.key, self._token)
+            release_if_held(self._redis, self.key, self._token)

@@ -30,7 +30,6 @@ class Wakeup:
         self.listener = RealtimeListener(
             ctx.pb, ["queue/*"], self._on_event, on_connect=self.wake.set
         )
-        self.syncs = 0
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         record = data.get("record") or {}
@@ -44,7 +43,6 @@ class Wakeup:
             self.wake.clear()
             try:
                 sync_now(self.ctx)
-                self.syncs += 1
             except Exception:
                 log.exception("realtime wake-up sync failed; beat's tick will cover it")
 

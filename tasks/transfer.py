@@ -109,6 +109,10 @@ class Transfer:
 
     # -- outcomes ----------------------------------------------------------------------------
 
+    def outcome(self, status: str, **details: Any) -> dict[str, Any]:
+        """The task's result: ids and a status, never a key or a URL."""
+        return {"row_id": self.row_id, "status": status, **details}
+
     def retry(self, countdown: float, reason: str) -> NoReturn:
         self.log.info("transfer %s waits %.1fs: %s", self.row_id, countdown, reason)
         raise self.task.retry(countdown=max(countdown, 0.0), max_retries=None)
@@ -118,7 +122,7 @@ class Transfer:
             self.row_id, status="failed", error_message=message[:2000], completed_at=now_iso()
         )
         self.log.warning("transfer %s failed: %s", self.row_id, message)
-        return {"row_id": self.row_id, "status": "failed" if written else "cancelled"}
+        return self.outcome("failed" if written else "cancelled")
 
     def transient(self, row: Record, error: TransientProviderError | PocketBaseError) -> NoReturn:
         cause = getattr(error, "user_message", None) or str(error)
@@ -203,16 +207,14 @@ class Transfer:
             self.rows.save(self.row_id, loom_video_id=video.id)
         return video
 
-    def discard_video(self, row: Record, loom: LoomClient | None = None) -> None:
+    def discard_video(self, row: Record) -> None:
         """Delete the unfinished Loom video of a cancelled row, if it made one."""
         video_id = row.get("loom_video_id")
         if not video_id:
             return
         try:
-            client = loom or self.ctx.providers.loom(
-                self.api_key(row["user_id"], "Loom", "encrypted_loom")
-            )
-            client.delete_video(video_id)
+            loom_key = self.api_key(row["user_id"], "Loom", "encrypted_loom")
+            self.ctx.providers.loom(loom_key).delete_video(video_id)
             self.log.info("transfer %s cancelled: deleted Loom video %s", self.row_id, video_id)
         except (RowFailed, PermanentProviderError, TransientProviderError) as exc:
             self.log.warning(
@@ -224,17 +226,13 @@ class Transfer:
         user_id = str(row["user_id"])
         fathom_key = self.api_key(user_id, "Fathom", "encrypted_fathom")
         loom_key = self.api_key(user_id, "Loom", "encrypted_loom")
-        with secret_scope(fathom_key, loom_key):  # Masked in any log line, wherever it turns up.
-            return self.move_with(row, recording, fathom_key, loom_key)
-
-    def move_with(
-        self, row: Record, recording: int, fathom_key: str, loom_key: str
-    ) -> dict[str, Any]:
-        fathom = self.ctx.providers.fathom(fathom_key)
-        loom = self.ctx.providers.loom(loom_key)
-        file = self.fathom_file(fathom, row, recording)
-        with secret_scope(file.url):
-            return self.upload_and_finish(fathom, loom, row, recording, file)
+        # The keys, then the signed URL, are masked in any log line wherever they turn up.
+        with secret_scope(fathom_key, loom_key):
+            fathom = self.ctx.providers.fathom(fathom_key)
+            loom = self.ctx.providers.loom(loom_key)
+            file = self.fathom_file(fathom, row, recording)
+            with secret_scope(file.url):
+                return self.upload_and_finish(fathom, loom, row, recording, file)
 
     def upload_and_finish(
         self,
@@ -258,8 +256,8 @@ class Transfer:
                 if progress.stopped_by == "cancel":
                     loom.delete_video(video.id)
                     self.log.info("transfer %s cancelled mid-upload", self.row_id)
-                    return {"row_id": self.row_id, "status": "cancelled"}
-                return {"row_id": self.row_id, "status": "lease lost"}
+                    return self.outcome("cancelled")
+                return self.outcome("lease lost")
         try:
             ready = loom.poll_ready(video.id, attempt=self.task.request.retries + 1)
         except LoomProcessing as processing:
@@ -276,14 +274,14 @@ class Transfer:
         )
         if not finished:
             loom.delete_video(ready.id)
-            return {"row_id": self.row_id, "status": "cancelled"}
+            return self.outcome("cancelled")
         self.log.info("transfer %s completed: Loom video %s", self.row_id, ready.id)
-        return {"row_id": self.row_id, "status": "completed", "loom_video_id": ready.id}
+        return self.outcome("completed", loom_video_id=ready.id)
 
     def run(self) -> dict[str, Any]:
         row = self.rows.get(self.row_id)
         if row is None:
-            return {"row_id": self.row_id, "status": "gone"}
+            return self.outcome("gone")
         self.log.extra = {
             **(self.log.extra or {}),
             "user_id": row["user_id"],
@@ -292,7 +290,7 @@ class Transfer:
         if row["status"] in FINAL_STATUSES:
             if row["status"] == "cancelled":
                 self.discard_video(row)
-            return {"row_id": self.row_id, "status": row["status"]}
+            return self.outcome(row["status"])
         if row["status"] == "pending":
             if not self.rows.set_unless_cancelled(
                 self.row_id,
@@ -302,7 +300,7 @@ class Transfer:
                 attempts=0,
                 error_message="",
             ):
-                return {"row_id": self.row_id, "status": "cancelled"}
+                return self.outcome("cancelled")
             row = self.rows.get(self.row_id) or row
         try:
             return self.move(row)

@@ -17,10 +17,8 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import Settings
 from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import make_settings
-from tests.pipeline import MIB, Scenario
+from tests.pipeline import FINAL, MIB, Scenario
 from tests.workers import CeleryProcess, CeleryWorker
-
-FINAL = ("completed", "failed", "cancelled")
 
 
 def dispatcher_settings(settings: Settings, **overrides: Any) -> Settings:

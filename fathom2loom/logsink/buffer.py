@@ -15,6 +15,8 @@ from typing import Any
 
 import redis
 
+from fathom2loom.lease import release_if_held
+
 __all__ = ["LogBuffer"]
 
 PREFIX = "f2l:logs:"
@@ -83,8 +85,7 @@ class LogBuffer:
         return bool(self._redis.set(LOCK, token, nx=True, px=int(seconds * 1000)))
 
     def unlock(self, token: str) -> None:
-        if self._redis.get(LOCK) == token.encode():
-            self._redis.delete(LOCK)
+        release_if_held(self._redis, LOCK, token)
 
     def take(self, token: str, n: int) -> list[dict[str, Any]] | None:
         """Up to `n` records in processing (leftovers first); None if the lock was lost."""

@@ -6,7 +6,6 @@ A mixin of `PocketBase`, which supplies `request`, the HTTP client and the base 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -52,17 +51,15 @@ class AdminEndpoints:
             time.sleep(0.2)
 
     def collections(self) -> list[Record]:
-        return list(self.list_collections())
-
-    def list_collections(self) -> Iterator[Record]:
+        found: list[Record] = []
         page = 1
         while True:
             body = self.request(
                 "GET", "/api/collections", params={"page": page, "perPage": 200, "skipTotal": 1}
             )
-            yield from body["items"]
+            found += body["items"]
             if len(body["items"]) < 200:
-                return
+                return found
             page += 1
 
     def import_collections(self, collections: list[dict[str, Any]]) -> None:
