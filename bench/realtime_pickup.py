@@ -25,7 +25,7 @@ from bench.servers import PASSWORD, local_stack
 from fathom2loom.dispatcher import sync_once
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.realtime import RealtimeListener
-from fathom2loom.queue_state import now_iso
+from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.settings import Settings
 
 

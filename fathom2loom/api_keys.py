@@ -1,21 +1,52 @@
-"""Storing users' provider keys encrypted, and re-encrypting them all after a key rotation."""
+"""The `api_keys` collection: users' provider keys, stored encrypted, read back in memory only.
+
+Storing (`store_keys`), reading for a transfer (`KeyStore`) and re-encrypting after a rotation
+(`rotate_keys`) all live here, so the field names and the encryption format have one owner.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
-from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.errors import UnknownUser
 from fathom2loom.keybox import Field, KeyBox, UndecryptableKey
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.filters import pb_filter
 
-__all__ = ["RotationReport", "find_user", "rotate_keys", "store_keys"]
+__all__ = [
+    "COLLECTION",
+    "FIELDS",
+    "KeyStore",
+    "RotationReport",
+    "find_user",
+    "rotate_keys",
+    "store_keys",
+]
 
+COLLECTION = "api_keys"
 FIELDS: tuple[Field, ...] = ("encrypted_fathom", "encrypted_loom")
+Provider = Literal["Fathom", "Loom"]
+_FIELD_OF: dict[Provider, Field] = {"Fathom": "encrypted_fathom", "Loom": "encrypted_loom"}
 
 
-class UnknownUser(Fathom2LoomError):
-    pass
+class KeyStore:
+    """A user's decrypted keys, for the task that needs them (never cached, never logged)."""
+
+    def __init__(self, pb: PocketBase, box: KeyBox) -> None:
+        self._pb = pb
+        self._box = box
+
+    def __repr__(self) -> str:
+        return f"KeyStore({self._box!r})"
+
+    def read(self, user_id: str, provider: Provider) -> str | None:
+        """The plaintext key, None when none is stored; `UndecryptableKey` when it is damaged."""
+        record = self._pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
+        token = (record or {}).get(_FIELD_OF[provider]) or ""
+        if not token:
+            return None
+        return self._box.decrypt(token, user_id=user_id, field=_FIELD_OF[provider])
 
 
 def find_user(pb: PocketBase, who: str) -> Record:
@@ -35,10 +66,10 @@ def store_keys(
     for name, value in zip(FIELDS, (fathom, loom), strict=True):
         if value:
             changes[name] = box.encrypt(value.strip(), user_id=user_id, field=name)
-    existing = pb.first("api_keys", filter=pb_filter("user_id = {:u}", u=user_id))
+    existing = pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
     if existing is None:
-        return pb.create("api_keys", {"user_id": user_id, **changes})
-    return pb.update("api_keys", existing["id"], changes) if changes else existing
+        return pb.create(COLLECTION, {"user_id": user_id, **changes})
+    return pb.update(COLLECTION, existing["id"], changes) if changes else existing
 
 
 @dataclass
@@ -59,7 +90,7 @@ def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
     """Re-encrypt every stored key not written under the current key; safe to run again."""
     report = RotationReport()
     ops: list[BatchOp] = []
-    for row in pb.walk("api_keys"):
+    for row in pb.walk(COLLECTION):
         report.rows += 1
         changes: dict[str, str] = {}
         for name in FIELDS:
@@ -74,6 +105,6 @@ def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
             changes[name] = box.encrypt(plain, user_id=row["user_id"], field=name)
             report.reencrypted += 1
         if changes:
-            ops.append(BatchOp("PATCH", "api_keys", id=row["id"], body=changes))
+            ops.append(BatchOp("PATCH", COLLECTION, id=row["id"], body=changes))
     pb.batch(ops)
     return report

@@ -59,9 +59,7 @@ def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapRepor
             ) from None
     local = LocalPocketBase(settings.pb_data_dir, None)
     try:
-        local.create_superuser(
-            settings.pb_admin_email, settings.pb_admin_password.get_secret_value()
-        )
+        local.create_superuser(settings.admin_email, settings.admin_password)
     except RuntimeError:
         raise BootstrapError(
             f"superuser {settings.pb_admin_email} exists but PB_ADMIN_PASSWORD does not match it"

@@ -91,9 +91,9 @@ def _celery_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         PB_URL=settings.pb_url,
-        PB_ADMIN_EMAIL=settings.pb_admin_email,
-        PB_ADMIN_PASSWORD=settings.pb_admin_password.get_secret_value(),
-        PB_ENCRYPTION_KEY=settings.pb_encryption_key.get_secret_value(),
+        PB_ADMIN_EMAIL=settings.secret("PB_ADMIN_EMAIL"),
+        PB_ADMIN_PASSWORD=settings.secret("PB_ADMIN_PASSWORD"),
+        PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
         REDIS_URL=settings.redis_url,
         FATHOM_BASE_URL=settings.fathom_base_url,
         FATHOM_POLL_INITIAL_SECONDS=env.get("FATHOM_POLL_INITIAL_SECONDS", "1"),
@@ -123,7 +123,7 @@ def run_dev_stack(state_dir: str) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     children: list[subprocess.Popen[Any]] = []
-    providers: dict[str, str] = {}
+    providers: dict[str, Any] = {}
     try:
         redis.start()
         pocketbase.start()

@@ -1,11 +1,17 @@
 """The dispatch order: who goes next, fairly, and every pending row's place in line.
 
-Each waiting row gets a slot number `k` = its user's rows already in flight + its index among
-the user's waiting rows (oldest first). Rows are ordered by `k`, then by the user's oldest waiting
-row, then by their own `queued_at`: round-robin across users, so a user with 500 rows waits at
-most one slot longer than a user with one. Because a per-user cap `c` only ever stops rows with
-`k >= c`, and those all sort after every row with `k < c`, what the dispatcher sends is always a
-prefix of this order: positions are exactly the order rows will be dispatched in.
+Rows that may start now are the candidates: pending rows without a live task, and processing rows
+without one whose wait is over (a render, a rate limit, a fault's backoff) or whose worker died.
+Each candidate gets a slot number `k` = its user's rows with a live task + its index among the
+user's candidates (resumptions first, then oldest first). Candidates go in the order of `k`, then
+of the user's oldest candidate, then of their own `queued_at`: round-robin across users over the
+worker slots, so a user with 500 rows waits at most one slot longer than a user with one.
+
+`per_user` caps how many rows one user has started (processing, running or waiting for Fathom or
+Loom) while other users' rows wait to start: a pending row beyond its user's cap goes after every
+other user's pending row within theirs. The cap is work-conserving: when nobody else waits, a
+user alone may use every free slot (`max_in_flight`). What is sent is always a prefix of this
+order, so positions are exactly the order pending rows will be dispatched in.
 """
 
 from __future__ import annotations
@@ -13,6 +19,9 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
+
+from fathom2loom.pocketbase.dates import parse_date
 
 __all__ = ["DispatchPlan", "QueuedRow", "plan_dispatch"]
 
@@ -24,61 +33,88 @@ class QueuedRow:
     status: str
     queued_at: str  # PocketBase date text; sorts chronologically
     position: int
+    next_attempt_at: str = ""  # a processing row's wait: not before then
+
+    def waiting_at(self, now: datetime) -> bool:
+        """A processing row whose recorded wait is not over yet."""
+        due = parse_date(self.next_attempt_at)
+        return self.status == "processing" and due is not None and due > now
 
 
 @dataclass
 class DispatchPlan:
-    send: list[str] = field(default_factory=list)  # waiting rows to send now, in order
-    rescue: list[str] = field(default_factory=list)  # processing rows whose task is gone
+    send: list[str] = field(default_factory=list)  # pending rows to send now, in order
+    resume: list[str] = field(default_factory=list)  # processing rows whose wait is over
+    rescue: list[str] = field(default_factory=list)  # processing rows whose worker is gone
     positions: dict[str, int] = field(default_factory=dict)  # every row's desired position
+    order: list[str] = field(default_factory=list)  # all of the above, in dispatch order
+    next_due: datetime | None = None  # the earliest end of a wait, if any row waits
 
     def changed_positions(self, rows: Iterable[QueuedRow]) -> dict[str, int]:
         return {r.id: self.positions[r.id] for r in rows if r.position != self.positions[r.id]}
 
 
-def _line(
-    rows: list[QueuedRow], alive: set[str]
-) -> tuple[defaultdict[str, int], list[QueuedRow], list[tuple[int, QueuedRow]]]:
-    """In-flight counts per user, pending rows with a live task, and the waiting rows in order."""
+def _slots(
+    rows: list[QueuedRow], alive: set[str], now: datetime, per_user: int
+) -> tuple[int, list[QueuedRow]]:
+    """The number of live tasks, and the candidates in dispatch order."""
     in_flight: defaultdict[str, int] = defaultdict(int)
-    live_pending: list[QueuedRow] = []
-    waiting: defaultdict[str, list[QueuedRow]] = defaultdict(list)
+    started: defaultdict[str, int] = defaultdict(int)
+    candidates: defaultdict[str, list[QueuedRow]] = defaultdict(list)
     for row in rows:
-        if row.status == "processing" or row.id in alive:
+        if row.id in alive:
             in_flight[row.user_id] += 1
-            if row.status == "pending":
-                live_pending.append(row)
-        else:
-            waiting[row.user_id].append(row)
-    slots: list[tuple[int, str, str, str, QueuedRow]] = []
-    for user_id, user_rows in waiting.items():
-        user_rows.sort(key=lambda r: (r.queued_at, r.id))
-        first = user_rows[0].queued_at
+        if row.status == "processing" or row.id in alive:
+            started[row.user_id] += 1
+        if row.id not in alive and not row.waiting_at(now):
+            candidates[row.user_id].append(row)
+    slots: list[tuple[bool, int, str, str, str, str]] = []
+    by_id: dict[str, QueuedRow] = {}
+    for user_id, user_rows in candidates.items():
+        user_rows.sort(key=lambda r: (r.status != "processing", r.queued_at, r.id))
+        first = user_rows[0].queued_at if user_rows[0].status == "pending" else ""
+        new = 0
         for index, row in enumerate(user_rows):
-            slots.append((in_flight[user_id] + index, first, user_id, row.queued_at, row))
-    slots.sort(key=lambda s: (s[0], s[1], s[2], s[3], s[4].id))
-    live_pending.sort(key=lambda r: (r.queued_at, r.id))
-    return in_flight, live_pending, [(s[0], s[4]) for s in slots]
+            over_cap = row.status == "pending" and started[user_id] + new >= per_user
+            new += row.status == "pending"
+            k = in_flight[user_id] + index
+            slots.append((over_cap, k, first, user_id, row.queued_at, row.id))
+            by_id[row.id] = row
+    slots.sort()
+    return sum(in_flight.values()), [by_id[s[-1]] for s in slots]
 
 
 def plan_dispatch(
-    rows: Iterable[QueuedRow], alive: set[str], *, max_in_flight: int, per_user: int
+    rows: Iterable[QueuedRow],
+    alive: set[str],
+    *,
+    max_in_flight: int,
+    per_user: int,
+    now: datetime,
 ) -> DispatchPlan:
     """Decide what to send now and every row's position; `alive` are rows with a live task."""
     rows = list(rows)
     plan = DispatchPlan()
-    plan.rescue = [r.id for r in rows if r.status == "processing" and r.id not in alive]
-    in_flight, _, slots = _line(rows, alive)
-    total = sum(in_flight.values())
-    for k, row in slots:
-        if total >= max_in_flight or k >= per_user:
-            break
-        plan.send.append(row.id)
-        total += 1
-    # Positions describe the line as it stands once this sync's sends are made: rows handed
-    # to workers first (oldest first), then the waiting rows in the order they will go.
-    _, live_pending, slots = _line(rows, alive | set(plan.send) | set(plan.rescue))
-    line = [r.id for r in live_pending] + [row.id for _, row in slots]
+    total, order = _slots(rows, alive, now, per_user)
+    for row in order[: max(0, max_in_flight - total)]:
+        if row.status == "pending":
+            plan.send.append(row.id)
+        elif row.next_attempt_at:
+            plan.resume.append(row.id)
+        else:
+            plan.rescue.append(row.id)
+        plan.order.append(row.id)
+    waits = [parse_date(r.next_attempt_at) for r in rows if r.waiting_at(now) and r.id not in alive]
+    plan.next_due = min((w for w in waits if w is not None), default=None)
+    # Positions describe the line as it stands once this sync's sends are made: pending rows
+    # handed to workers first (oldest first), then the waiting ones in the order they will go.
+    sent = set(plan.order)
+    handed = sorted(
+        (r for r in rows if r.status == "pending" and (r.id in alive or r.id in sent)),
+        key=lambda r: (r.queued_at, r.id),
+    )
+    _, later = _slots(rows, alive | sent, now, per_user)
+    line = [r.id for r in handed] + [r.id for r in later if r.status == "pending"]
     plan.positions = {r.id: 0 for r in rows if r.status == "processing"}
     plan.positions.update({row_id: n for n, row_id in enumerate(line, start=1)})
     return plan

@@ -1,12 +1,16 @@
-"""The dispatcher's sync: mirrors pending PocketBase queue rows into transfer tasks.
+"""The dispatcher's sync: mirrors active PocketBase queue rows into transfer tasks.
 
 PocketBase is the truth; Redis only carries messages. Each sync reads the pending and processing
-rows, plans the fair dispatch order (`fathom2loom.dispatch_plan`), sends what may start now,
-re-sends rows whose task is gone (worker died, Redis flushed), and writes the positions that
-changed through the batch API. It runs on beat's tick (`tasks.sync_queue`) and, within a second
-of a new row, on a realtime wake-up (`tasks.realtime_wakeup`). Syncs never overlap (a Redis lock;
-a sync asked for while one runs makes it run once more), and each send first claims the row's
-in-flight marker, so a row is never sent twice while its task lives, even with two beats.
+rows, plans the fair dispatch order (`fathom2loom.dispatch_plan`), and sends what may start now:
+new rows, rows whose recorded wait is over, and rows whose worker is gone (killed, Redis restarted
+empty). It sends no more than the live workers have slots (`fathom2loom.workers`) and
+`DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed through the batch API.
+
+It runs on beat's tick (`tasks.sync_queue`) and on a wake-up (`tasks.realtime_wakeup`): a new row
+(PocketBase realtime), a transfer that finished or must wait (`fathom2loom.wakeups`). Syncs never
+overlap (a Redis lock; a sync asked for while one runs makes it run once more), and each send
+first claims the row's in-flight marker, so a row is never sent twice while its task lives, even
+with two beats.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -23,15 +28,17 @@ from fathom2loom.dispatch_plan import QueuedRow, plan_dispatch
 from fathom2loom.errors import PocketBaseBatchFailed
 from fathom2loom.inflight import InFlight
 from fathom2loom.lease import Lease
-from fathom2loom.pocketbase.client import BatchOp, PocketBase
+from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
+from fathom2loom.queue_rows import COLLECTION, DISPATCH_FIELDS, Status
 from fathom2loom.settings import Settings
+from fathom2loom.wakeups import request_sync
+from fathom2loom.workers import worker_slots
 
 __all__ = ["SyncReport", "sync_once"]
 
 log = logging.getLogger(__name__)
 LOCK_KEY, AGAIN_KEY = "f2l:sync:lock", "f2l:sync:again"
 LOCK_SECONDS = 120
-FIELDS = "id,user_id,status,queued_at,created,position"
 
 
 @dataclass
@@ -39,33 +46,50 @@ class SyncReport:
     pending: int = 0
     processing: int = 0
     sent: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
     rescued: list[str] = field(default_factory=list)
     positions_written: int = 0
+    slots: int | None = None  # live workers' slots, when any worker reports them
     seconds: float = 0.0
 
 
-def _rows(pb: PocketBase) -> list[QueuedRow]:
+def _rows(pb: PocketBase) -> tuple[list[QueuedRow], dict[str, dict[str, Any]]]:
+    """The active rows, and the clean-ups some pending rows need (a retried row's old end)."""
     found = pb.walk(
-        "queue",
-        filter='status = "pending" || status = "processing"',
-        fields=FIELDS,
+        COLLECTION,
+        filter=f'status = "{Status.PENDING}" || status = "{Status.PROCESSING}"',
+        fields=DISPATCH_FIELDS,
         per_page=1000,
     )
-    return [
-        QueuedRow(
-            id=r["id"],
-            user_id=r["user_id"],
-            status=r["status"],
-            queued_at=r.get("queued_at") or r.get("created") or "",
-            position=int(r.get("position") or 0),
-        )
-        for r in found
-    ]
+    rows, cleanups = [], {}
+    for record in found:
+        rows.append(_queued(record))
+        if record["status"] == Status.PENDING and (
+            record.get("completed_at") or record.get("error_message")
+        ):
+            cleanups[record["id"]] = {"completed_at": "", "error_message": ""}
+    return rows, cleanups
 
 
-def _write_positions(pb: PocketBase, changes: dict[str, int]) -> int:
-    """Batch-write positions; a row deleted meanwhile is dropped and the rest written."""
-    ops = [BatchOp("PATCH", "queue", id=i, body={"position": n}) for i, n in changes.items()]
+def _queued(record: Record) -> QueuedRow:
+    return QueuedRow(
+        id=record["id"],
+        user_id=record["user_id"],
+        status=record["status"],
+        queued_at=record.get("queued_at") or record.get("created") or "",
+        position=int(record.get("position") or 0),
+        next_attempt_at=record.get("next_attempt_at") or "",
+    )
+
+
+def _write_positions(
+    pb: PocketBase, changes: dict[str, int], cleanups: dict[str, dict[str, Any]]
+) -> int:
+    """Batch-write positions (and clean-ups); a row deleted meanwhile is dropped, the rest go."""
+    bodies: dict[str, dict[str, Any]] = {i: dict(body) for i, body in cleanups.items()}
+    for row_id, position in changes.items():
+        bodies.setdefault(row_id, {})["position"] = position
+    ops = [BatchOp("PATCH", COLLECTION, id=i, body=body) for i, body in bodies.items()]
     written = 0
     while ops:
         try:
@@ -86,19 +110,27 @@ def _sync(
 ) -> SyncReport:
     started = time.monotonic()
     inflight = InFlight(client)
-    rows = _rows(pb)
+    rows, cleanups = _rows(pb)
     alive = inflight.alive([r.id for r in rows])
+    slots = worker_slots(client)
+    limit = (
+        settings.dispatch_max_in_flight
+        if slots is None
+        else min(slots, settings.dispatch_max_in_flight)
+    )
     plan = plan_dispatch(
         rows,
         alive,
-        max_in_flight=settings.dispatch_max_in_flight,
+        max_in_flight=limit,
         per_user=settings.dispatch_per_user,
+        now=datetime.now(UTC),
     )
     report = SyncReport(
-        pending=sum(r.status == "pending" for r in rows),
-        processing=sum(r.status == "processing" for r in rows),
+        pending=sum(r.status == Status.PENDING for r in rows),
+        processing=sum(r.status == Status.PROCESSING for r in rows),
+        slots=slots,
     )
-    for row_id in plan.rescue + plan.send:
+    for row_id in plan.order:
         if not inflight.claim(row_id, settings.dispatch_claim_seconds):
             continue  # Another sync sent it a moment ago.
         try:
@@ -106,8 +138,17 @@ def _sync(
         except Exception:
             inflight.release(row_id)
             raise
-        (report.rescued if row_id in plan.rescue else report.sent).append(row_id)
-    report.positions_written = _write_positions(pb, plan.changed_positions(rows))
+        kind = (
+            report.sent
+            if row_id in plan.send
+            else report.resumed
+            if row_id in plan.resume
+            else report.rescued
+        )
+        kind.append(row_id)
+    if plan.next_due is not None:
+        request_sync(client, plan.next_due.timestamp() - time.time(), member="next-due")
+    report.positions_written = _write_positions(pb, plan.changed_positions(rows), cleanups)
     report.seconds = time.monotonic() - started
     return report
 
@@ -127,10 +168,11 @@ def sync_once(
         while True:
             client.delete(AGAIN_KEY)
             report: SyncReport = _sync(pb, client, settings, send)
-            if report.sent or report.rescued:
+            if report.sent or report.resumed or report.rescued:
                 log.info(
-                    "sync: sent %d, rescued %d, %d pending, %d positions written",
+                    "sync: sent %d new, resumed %d, rescued %d; %d pending, %d positions written",
                     len(report.sent),
+                    len(report.resumed),
                     len(report.rescued),
                     report.pending,
                     report.positions_written,

@@ -1,22 +1,48 @@
 """The service's error tree. Library errors are translated once, at each client's boundary.
 
-Fathom2LoomError
-└── PocketBaseError                 any failure talking to PocketBase
-    ├── PocketBaseUnavailable       network fault, timeout or 5xx after the retries ran out
-    └── PocketBaseRequestError      PocketBase answered and refused (carries status, body)
-        ├── PocketBaseNotFound          404
-        ├── PocketBaseForbidden         401/403 that survived a fresh superuser login
-        └── PocketBaseValidation        400 with per-field errors (`field_errors`)
-            └── PocketBaseBatchFailed   a batch rolled back; `index` names the request
+Fathom2LoomError                    `retryable`, `retry_after`, `user_message` on every error
+├── ConfigError                     a setting is missing or malformed (one line, names it)
+├── UndecryptableKey                a stored API key cannot be decrypted (`reason`)
+├── UnknownUser                     no user with that id or e-mail
+├── RowFailed                       a queue row cannot be transferred (fathom2loom.transfer)
+├── PocketBaseError                 any failure talking to PocketBase
+│   ├── PocketBaseUnavailable       network fault, timeout or 5xx after the retries ran out
+│   └── PocketBaseRequestError      PocketBase answered and refused (carries status, body)
+│       ├── PocketBaseNotFound          404
+│       ├── PocketBaseForbidden         401/403 that survived a fresh superuser login
+│       └── PocketBaseValidation        400 with per-field errors (`field_errors`)
+│           └── PocketBaseBatchFailed   a batch rolled back; `index` names the request
+└── ProviderError                   Fathom or Loom failed (`provider`, `status`)
+    ├── PermanentProviderError      the same request cannot succeed: the user must act
+    │   ├── KeyRejected                 401
+    │   ├── NotAllowed                  403
+    │   ├── RecordingNotFound           404 on a recording
+    │   ├── NothingToDownload           422: no downloadable media
+    │   └── ProviderRejected            any other refusal (413, a failed Loom video, ...)
+    └── TransientProviderError      the same request may well succeed later
+        ├── RateLimited                 429 or our own limiter; `retry_after`
+        ├── TemporaryFault              5xx, network faults, cut-off streams
+        ├── ProtocolError               a response we cannot read (not JSON, missing fields)
+        ├── StillWorking                Fathom rendering or Loom processing; `retry_after`
+        └── Gone                        state the provider no longer has; make it again
+            ├── DownloadGone                Fathom's download id is unknown, expired or failed
+            ├── LinkExpired                 the signed file URL expired
+            ├── UploadGone                  the tus upload is unknown (404/410)
+            └── VideoGone                   the Loom video is unknown or deleted
+
+Messages (`str()` and `user_message`) are short, say what to do, and never hold a key, a token or
+a signed URL.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = [
-    "DownloadFailed",
+    "ConfigError",
+    "DownloadGone",
     "Fathom2LoomError",
+    "Gone",
     "KeyRejected",
     "LinkExpired",
     "NotAllowed",
@@ -29,18 +55,49 @@ __all__ = [
     "PocketBaseRequestError",
     "PocketBaseUnavailable",
     "PocketBaseValidation",
+    "ProtocolError",
     "ProviderError",
     "ProviderRejected",
     "RateLimited",
     "RecordingNotFound",
-    "StillRendering",
+    "StillWorking",
     "TemporaryFault",
     "TransientProviderError",
+    "UndecryptableKey",
+    "UnknownUser",
+    "UploadGone",
+    "VideoGone",
 ]
 
 
 class Fathom2LoomError(Exception):
     """Root of every error this service raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+    retry_after: float | None = None
+
+    @property
+    def user_message(self) -> str:
+        return str(self)
+
+
+class ConfigError(Fathom2LoomError):
+    """A setting is missing or malformed; the message is one line fit to show the operator."""
+
+
+class UndecryptableKey(Fathom2LoomError):
+    """A stored API key cannot be decrypted; `reason` says why, without any key material."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownUser(Fathom2LoomError):
+    """No user has that id or e-mail address."""
+
+
+# -- PocketBase ---------------------------------------------------------------------------------
 
 
 class PocketBaseError(Fathom2LoomError):
@@ -49,6 +106,8 @@ class PocketBaseError(Fathom2LoomError):
 
 class PocketBaseUnavailable(PocketBaseError):
     """PocketBase could not be reached or kept failing (5xx); worth retrying later."""
+
+    retryable = True
 
 
 class PocketBaseRequestError(PocketBaseError):
@@ -98,6 +157,9 @@ class PocketBaseBatchFailed(PocketBaseValidation):
         return f"PocketBase rolled back a batch: request {self.index} failed: {self.cause}"
 
 
+# -- providers ----------------------------------------------------------------------------------
+
+
 class ProviderError(Fathom2LoomError):
     """Fathom or Loom failed. `str()` and `user_message` never hold a key or a signed URL."""
 
@@ -111,7 +173,6 @@ class ProviderError(Fathom2LoomError):
     ) -> None:
         super().__init__(user_message)
         self.provider = provider
-        self.user_message = user_message
         self.status = status
         self.retry_after = retry_after
 
@@ -121,44 +182,65 @@ class PermanentProviderError(ProviderError):
 
 
 class KeyRejected(PermanentProviderError):
-    pass
+    """The provider refused the API key (401)."""
 
 
 class NotAllowed(PermanentProviderError):
-    pass
+    """The key may not use the item (403)."""
 
 
 class RecordingNotFound(PermanentProviderError):
-    pass
+    """Fathom has no such recording for this key."""
 
 
 class NothingToDownload(PermanentProviderError):
-    pass
-
-
-class DownloadFailed(PermanentProviderError):
-    pass
+    """Fathom has no downloadable media for the recording (422)."""
 
 
 class ProviderRejected(PermanentProviderError):
-    pass
+    """Any other refusal the user or the operator has to act on."""
 
 
 class TransientProviderError(ProviderError):
     """The same request may well succeed later."""
 
+    retryable = True
+
 
 class RateLimited(TransientProviderError):
-    pass
+    """Over a rate budget (a 429, or our own shared limiter)."""
 
 
 class TemporaryFault(TransientProviderError):
-    pass
+    """5xx, a network fault or a stream that broke off."""
 
 
-class StillRendering(TransientProviderError):
-    pass
+class ProtocolError(TransientProviderError):
+    """The provider answered with something we cannot read: not JSON, a missing or bad field.
+
+    Retried (a proxy's error page or a deploy in progress pass), but a bounded number of times.
+    """
 
 
-class LinkExpired(TransientProviderError):
-    pass
+class StillWorking(TransientProviderError):
+    """The provider is still preparing something (a render, a video); come back later."""
+
+
+class Gone(TransientProviderError):
+    """The provider no longer has state we kept (an id, an upload): make it again."""
+
+
+class DownloadGone(Gone):
+    """Fathom's download is unknown (another key made it, it is too old), expired or failed."""
+
+
+class LinkExpired(Gone):
+    """The signed file URL expired: ask Fathom for a new download."""
+
+
+class UploadGone(Gone):
+    """The tus server no longer knows the upload (404/410): create a new one."""
+
+
+class VideoGone(Gone):
+    """The Loom video is unknown or was deleted: make a new one."""

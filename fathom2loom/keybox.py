@@ -22,21 +22,13 @@ from typing import Literal
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.errors import UndecryptableKey
 
 __all__ = ["VERSION", "Field", "KeyBox", "UndecryptableKey", "key_id"]
 
 VERSION = "f2l1"
 NONCE_BYTES = 12
 Field = Literal["encrypted_fathom", "encrypted_loom"]
-
-
-class UndecryptableKey(Fathom2LoomError):
-    """A stored API key cannot be decrypted; `reason` says why, without any key material."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def key_id(key: bytes) -> str:

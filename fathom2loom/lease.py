@@ -5,12 +5,17 @@ visibility-timeout redelivery, a requeue after a lost connection). The copy that
 lease backs off. The holder renews it from a background thread while it works; if the holder dies,
 the lease expires and the row can be taken over. Renewal and release check a random token, so a
 worker never extends or frees a lease it lost.
+
+A holder that cannot renew (the key is gone after Redis restarted empty, or Redis has been
+unreachable for two thirds of the lease) marks the lease `lost` before it can run out, so it stops
+working on the row before anyone else may start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable
 
@@ -79,17 +84,22 @@ class Lease:
         return ok
 
     def keep_alive(self, on_renew: Callable[[], None] | None = None) -> None:
-        """Renew every third of the lease in a daemon thread until released."""
+        """Renew every sixth of the lease in a daemon thread until released or lost."""
 
         def loop() -> None:
-            while not self._stop.wait(self.seconds / 3):
+            renewed = time.monotonic()
+            while not self._stop.wait(self.seconds / 6):
                 try:
                     if not self.renew():
                         return
+                    renewed = time.monotonic()
                     if on_renew is not None:
                         on_renew()
                 except redis.RedisError:
-                    continue  # Try again next tick; the lease outlives a short Redis blip.
+                    # A short blip is outlived; past two thirds of the lease, give the row up.
+                    if time.monotonic() - renewed > self.seconds * 2 / 3:
+                        self.lost.set()
+                        return
 
         self._thread = threading.Thread(target=loop, name=f"lease {self.key}", daemon=True)
         self._thread.start()

@@ -23,6 +23,11 @@ _SECRET_NAME = (
     r"(?:api[_-]?key|x-api-key|access[_-]?token|refresh[_-]?token|token|secret|password"
     r"|passwd|pwd|signature|sig|credential|auth)"
 )
+# Celery task ids and other UUIDs are identifiers people search logs for, not secrets: they are
+# set aside before the shape patterns run and put back after.
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
 _PATTERNS = [
     # Authorization: Bearer xxx / Basic xxx
     (
@@ -63,8 +68,13 @@ def redact(text: str) -> str:
         text = text.replace(secret, MASK)
     if _PLAIN.fullmatch(text):
         return text
+    kept = _UUID.findall(text) if "\x00" not in text else []
+    if kept:
+        text = _UUID.sub("\x00", text)
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
+    for uuid in kept:
+        text = text.replace("\x00", uuid, 1)
     return text
 
 

@@ -1,4 +1,8 @@
-"""Exponential backoff with full jitter, shared by every client that retries."""
+"""The one backoff formula every retry loop and every wait uses: exponential, capped, jittered.
+
+Equal jitter, a random point in the upper half of the step: many workers that failed together
+do not come back together, and no wait collapses to nothing (a poll must not spin).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,6 @@ __all__ = ["backoff_delay"]
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
-    """Seconds to wait before retry number `attempt` (1-based): random in [0, min(cap, base·2^n)].
-
-    Full jitter keeps many workers that failed together from retrying together.
-    """
-    return random.uniform(0, min(cap, base * (2 ** (attempt - 1))))
+    """Seconds before retry `attempt` (1-based): uniform in [d/2, d], d = min(cap, base·2^n)."""
+    step = min(cap, base * 2 ** (max(attempt, 1) - 1))
+    return random.uniform(step / 2, step)

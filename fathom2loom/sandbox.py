@@ -6,8 +6,8 @@ from __future__ import annotations
 from fathom2loom.api_keys import store_keys
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.pocketbase.filters import pb_filter
-from fathom2loom.queue_state import now_iso
 from fathom2loom.settings import Settings
 
 __all__ = ["DEMO_EMAIL", "queue_status", "seed_demo"]

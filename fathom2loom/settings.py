@@ -3,6 +3,10 @@
 Every setting has one environment variable of the same name, upper-cased. A missing or malformed
 value raises `ConfigError` whose message names the variable and says what is expected, in one line,
 and never repeats the value: several of these settings are secrets.
+
+Secrets are required only by the processes that use them: `load_settings(needs=...)` names them,
+and each process states its needs at start (`Settings.require`). Workers need the PocketBase
+superuser and `PB_ENCRYPTION_KEY`; beat needs the superuser; Flower needs neither.
 """
 
 from __future__ import annotations
@@ -17,7 +21,17 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ConfigError", "Settings", "decode_encryption_key", "get_settings", "load_settings"]
+from fathom2loom.errors import ConfigError
+
+__all__ = [
+    "NEEDS_ALL",
+    "NEEDS_POCKETBASE",
+    "ConfigError",
+    "Settings",
+    "decode_encryption_key",
+    "get_settings",
+    "load_settings",
+]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MIGRATIONS_DIR = PROJECT_ROOT / "pb_migrations"
@@ -36,8 +50,9 @@ EXPECTED: dict[str, str] = {
 }
 
 
-class ConfigError(Exception):
-    """A setting is missing or malformed; the message is one line fit to show the operator."""
+# What each kind of process needs besides the defaults.
+NEEDS_POCKETBASE = ("PB_ADMIN_EMAIL", "PB_ADMIN_PASSWORD")
+NEEDS_ALL = (*NEEDS_POCKETBASE, "PB_ENCRYPTION_KEY")
 
 
 def decode_encryption_key(raw: str) -> bytes:
@@ -67,9 +82,9 @@ class Settings(BaseSettings):
     )
 
     pb_url: str = "http://127.0.0.1:8090"
-    pb_admin_email: str
-    pb_admin_password: SecretStr
-    pb_encryption_key: SecretStr
+    pb_admin_email: str | None = None
+    pb_admin_password: SecretStr | None = None
+    pb_encryption_key: SecretStr | None = None
     # Earlier encryption keys, comma-separated: still accepted for reading during a rotation.
     pb_encryption_key_previous: SecretStr | None = None
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -98,11 +113,12 @@ class Settings(BaseSettings):
     loom_auth_header: str = "Authorization"
     loom_auth_scheme: str = "Bearer "
     loom_chunk_bytes: Annotated[int, Field(ge=64 * 1024, le=256 * 1024 * 1024)] = 8 * 1024 * 1024
-    download_chunk_bytes: Annotated[int, Field(ge=4096, le=64 * 1024 * 1024)] = 1024 * 1024
-    # Retries inside one provider call; longer waits go back to Celery as a countdown.
+    loom_poll_initial_seconds: Annotated[float, Field(gt=0)] = 1.0
+    loom_poll_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # Retries inside one provider call; a longer wait ends the task and is recorded on the row.
     provider_retry_attempts: Annotated[int, Field(ge=1, le=20)] = 4
     provider_retry_base_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
-    provider_max_sleep_seconds: Annotated[float, Field(ge=0, le=300)] = 10.0
+    provider_max_sleep_seconds: Annotated[float, Field(ge=0, le=300)] = 3.0
     http_connect_timeout_seconds: Annotated[float, Field(gt=0, le=300)] = 10.0
     http_read_timeout_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
@@ -110,13 +126,21 @@ class Settings(BaseSettings):
     # unacked for longer is handed to another worker (our lease makes that copy wait).
     celery_visibility_timeout_seconds: Annotated[int, Field(ge=1)] = 4 * 3600
     celery_restore_interval_seconds: Annotated[int, Field(ge=1)] = 10
-    transfer_time_limit_seconds: Annotated[int, Field(ge=60)] = 3 * 3600
-    transfer_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
+    transfer_time_limit_seconds: Annotated[int, Field(ge=5)] = 3 * 3600
+    # Liveness: a running transfer renews its lease and in-flight marker every third of this; a
+    # worker that dies (or loses Redis) lets both run out, and the row is sent again.
+    transfer_lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 30.0
     transfer_progress_interval_seconds: Annotated[float, Field(gt=0)] = 3.0
+    # Waits up to this long are slept in the worker; longer ones end the task (see README).
+    transfer_inline_wait_seconds: Annotated[float, Field(ge=0, le=60)] = 3.0
     transfer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 8
     transfer_retry_base_seconds: Annotated[float, Field(gt=0)] = 10.0
     transfer_retry_max_seconds: Annotated[float, Field(gt=0)] = 600.0
     transfer_render_timeout_seconds: Annotated[float, Field(gt=0)] = 6 * 3600.0
+    # Fresh Fathom downloads (after a stale id, an expiry or a failed render) and new Loom videos
+    # (after one was deleted or failed) one row may make before it fails.
+    transfer_max_download_requests: Annotated[int, Field(ge=1, le=100)] = 5
+    transfer_max_video_generations: Annotated[int, Field(ge=1, le=100)] = 5
 
     # The dispatcher (beat task + realtime wake-up).
     sync_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 5.0
@@ -148,22 +172,25 @@ class Settings(BaseSettings):
 
     @field_validator("pb_admin_email")
     @classmethod
-    def _email(cls, value: str) -> str:
+    def _email(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not _EMAIL.fullmatch(value.strip()):
             raise ValueError("must be an e-mail address")
         return value.strip()
 
     @field_validator("pb_admin_password")
     @classmethod
-    def _password(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 10:
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 10:
             raise ValueError("must be at least 10 characters")
         return value
 
     @field_validator("pb_encryption_key")
     @classmethod
-    def _encryption_key(cls, value: SecretStr) -> SecretStr:
-        decode_encryption_key(value.get_secret_value())
+    def _encryption_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_encryption_key(value.get_secret_value())
         return value
 
     @field_validator("pb_encryption_key_previous")
@@ -175,9 +202,31 @@ class Settings(BaseSettings):
                     decode_encryption_key(part)
         return value
 
+    def require(self, *variables: str) -> Settings:
+        """Raise `ConfigError` naming every one of `variables` that is not set."""
+        missing = [name for name in variables if getattr(self, name.lower()) is None]
+        if missing:
+            raise ConfigError(
+                "; ".join(f"{name} is not set: expected {EXPECTED[name]}" for name in missing)
+            )
+        return self
+
+    def secret(self, variable: str) -> str:
+        """A required value as plain text (for a client, or a child process's environment)."""
+        value = getattr(self.require(variable), variable.lower())
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+    @property
+    def admin_email(self) -> str:
+        return self.secret("PB_ADMIN_EMAIL")
+
+    @property
+    def admin_password(self) -> str:
+        return self.secret("PB_ADMIN_PASSWORD")
+
     @property
     def encryption_key(self) -> bytes:
-        return decode_encryption_key(self.pb_encryption_key.get_secret_value())
+        return decode_encryption_key(self.secret("PB_ENCRYPTION_KEY"))
 
     @property
     def previous_encryption_keys(self) -> list[bytes]:
@@ -196,15 +245,19 @@ def _describe(error: Any) -> str:
     return f"{variable} is invalid: {reason}{hint}"
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Build settings from the environment; validation errors become one `ConfigError` line."""
+def load_settings(*, needs: tuple[str, ...] = NEEDS_ALL, **overrides: Any) -> Settings:
+    """Build settings from the environment; validation errors become one `ConfigError` line.
+
+    `needs` are the secrets this process cannot run without (variable names).
+    """
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
+    return settings.require(*needs)
 
 
 @cache
 def get_settings() -> Settings:
-    """The process-wide settings, loaded on first use."""
-    return load_settings()
+    """The process-wide settings, loaded on first use; each role states its own needs."""
+    return load_settings(needs=())

@@ -21,9 +21,13 @@ __all__ = ["app", "celery_config"]
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings; secrets never travel in task arguments, so JSON is all we serialise.
 
-    Long transfers: late acks (a message is acked only when its run ends), requeue when a pool
-    child dies, one reserved task per process, and a visibility timeout above the longest
-    transfer. Waits (renders, rate limits) are short countdown retries, far below it.
+    Long transfers: late acks (a message is acked only when its run ends) with one reserved
+    task per process, so a busy process never holds a task another could run; a visibility
+    timeout above the longest run. There are no countdown or ETA tasks: a transfer that must wait
+    records the wait on its row and ends, and the dispatcher sends it again when it is due. A
+    worker that dies is not the broker's to recover: its row's lease and marker run out and the
+    dispatcher sends the row again, so messages of killed pool children are not requeued.
+    Connections to Redis are retried forever: no process exits because Redis went away.
     """
     transport = {
         "visibility_timeout": settings.celery_visibility_timeout_seconds,
@@ -32,9 +36,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
     return {
         "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_reject_on_worker_lost": False,
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_connection_retry": True,
+        "broker_connection_max_retries": None,
         "broker_transport_options": transport,
         "result_backend_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout_seconds
@@ -80,6 +86,12 @@ def _settings_or_exit() -> Settings:
 
 app = Celery(
     "fathom2loom",
-    include=["tasks.sync_queue", "tasks.transfer", "tasks.logging_sink", "tasks.realtime_wakeup"],
+    include=[
+        "tasks.lifecycle",
+        "tasks.sync_queue",
+        "tasks.transfer",
+        "tasks.logging_sink",
+        "tasks.realtime_wakeup",
+    ],
 )
 app.conf.update(celery_config(_settings_or_exit()))

@@ -1,24 +1,35 @@
 """What a task needs, made once per worker process and closed when the process ends.
 
 Created lazily on first use and again after a fork (a prefork child must not reuse its parent's
-sockets), released by `worker_process_shutdown`.
+sockets), released by `worker_process_shutdown`. The key box is made only when a transfer needs
+it, so beat (which syncs in-process) runs without `PB_ENCRYPTION_KEY`.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 from celery.signals import worker_process_shutdown
 
+from fathom2loom.api_keys import KeyStore
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
+from fathom2loom.queue_rows import QueueStore
 from fathom2loom.settings import Settings, get_settings
+from fathom2loom.transfer import TransferPorts
 
-__all__ = ["WorkerContext", "get_context"]
+__all__ = ["WorkerContext", "get_context", "redis_client"]
+
+
+def redis_client(url: str) -> redis.Redis:
+    """A client that never hangs on a dead connection: timeouts, and a check of idle sockets."""
+    return redis.Redis.from_url(
+        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
+    )
 
 
 @dataclass
@@ -27,20 +38,31 @@ class WorkerContext:
     pb: PocketBase
     redis: redis.Redis
     providers: Providers
-    keybox: KeyBox
     pid: int
+    _ports: TransferPorts | None = field(default=None, repr=False)
 
     @classmethod
     def create(cls, settings: Settings) -> WorkerContext:
-        client = redis.Redis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)
         return cls(
             settings=settings,
             pb=PocketBase.from_settings(settings),
             redis=client,
             providers=Providers.from_settings(settings, client),
-            keybox=KeyBox(settings.encryption_key, settings.previous_encryption_keys),
             pid=os.getpid(),
         )
+
+    def transfer_ports(self) -> TransferPorts:
+        """The transfer's dependencies; needs `PB_ENCRYPTION_KEY` (a config error names it)."""
+        if self._ports is None:
+            box = KeyBox(self.settings.encryption_key, self.settings.previous_encryption_keys)
+            self._ports = TransferPorts(
+                rows=QueueStore(self.pb),
+                keys=KeyStore(self.pb, box),
+                providers=self.providers,
+                settings=self.settings,
+            )
+        return self._ports
 
     def close(self) -> None:
         self.providers.close()

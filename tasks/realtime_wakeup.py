@@ -1,9 +1,12 @@
-"""Fast pickup: a sync within a second of a new pending row, on top of beat's tick.
+"""Fast dispatch between beat's ticks: a sync within moments of anything that frees or needs a slot.
 
-Started in the beat process (`beat_init`): one thread listens to PocketBase realtime events on
-`queue`, another runs a sync whenever an event says a row became pending, and once after every
-(re)connect, since events missed while disconnected are not replayed. The beat tick still covers
-everything when the listener is down.
+Started in the beat process (`beat_init`). One thread runs a sync whenever something asks for one:
+- a sync request that is due (`fathom2loom.wakeups`): a transfer finished, failed or recorded a
+  wait (then at the moment the wait ends), or the last sync saw a wait that ends later;
+- a PocketBase realtime event saying a row became pending (`REALTIME_WAKEUP`), and once after
+  every (re)connect of the listener, since events missed while disconnected are not replayed.
+Beat's tick still covers everything when Redis or the listener is away; nothing here is the only
+path to a row.
 """
 
 from __future__ import annotations
@@ -12,54 +15,64 @@ import logging
 import threading
 from typing import Any
 
+import redis
 from celery.signals import beat_init
 
 from fathom2loom.pocketbase.realtime import RealtimeListener
+from fathom2loom.queue_rows import Status
+from fathom2loom.wakeups import take_due
 from tasks.context import WorkerContext, get_context
 from tasks.sync_queue import sync_now
 
-__all__ = ["Wakeup", "start_wakeup"]
+__all__ = ["POLL_SECONDS", "Wakeup", "start_wakeup"]
 
 log = logging.getLogger(__name__)
+POLL_SECONDS = 0.2
 
 
 class Wakeup:
     def __init__(self, ctx: WorkerContext) -> None:
         self.ctx = ctx
         self.wake = threading.Event()
-        self.listener = RealtimeListener(
-            ctx.pb, ["queue/*"], self._on_event, on_connect=self.wake.set
-        )
+        self.stop = threading.Event()
+        self.listener: RealtimeListener | None = None
+        if ctx.settings.realtime_wakeup:
+            self.listener = RealtimeListener(
+                ctx.pb, ["queue/*"], self._on_event, on_connect=self.wake.set
+            )
+            self.listener.stop = self.stop
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         record = data.get("record") or {}
-        if data.get("action") in ("create", "update") and record.get("status") == "pending":
+        if data.get("action") in ("create", "update") and record.get("status") == Status.PENDING:
             self.wake.set()
 
+    def _due(self) -> bool:
+        try:
+            return take_due(self.ctx.redis) > 0
+        except redis.RedisError:
+            return False  # Redis is away; beat's tick and the rows will cover it.
+
     def _sync_on_wake(self) -> None:
-        while not self.listener.stop.is_set():
-            if not self.wake.wait(1.0):
+        while not self.stop.is_set():
+            woken = self.wake.wait(POLL_SECONDS)
+            if not (self._due() or woken):
                 continue
             self.wake.clear()
             try:
                 sync_now(self.ctx)
             except Exception:
-                log.exception("realtime wake-up sync failed; beat's tick will cover it")
+                log.exception("wake-up sync failed; beat's tick will cover it")
 
     def start(self) -> Wakeup:
-        for target, name in ((self.listener.run, "listener"), (self._sync_on_wake, "syncer")):
-            threading.Thread(target=target, name=f"realtime {name}", daemon=True).start()
+        threading.Thread(target=self._sync_on_wake, name="wake-up syncer", daemon=True).start()
+        if self.listener is not None:
+            threading.Thread(target=self.listener.run, name="realtime", daemon=True).start()
         return self
 
-    def stop(self) -> None:
-        self.listener.stop.set()
 
-
-def start_wakeup() -> Wakeup | None:
-    ctx = get_context()
-    if not ctx.settings.realtime_wakeup:
-        return None
-    return Wakeup(ctx).start()
+def start_wakeup() -> Wakeup:
+    return Wakeup(get_context()).start()
 
 
 @beat_init.connect

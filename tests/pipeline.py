@@ -14,11 +14,14 @@ from typing import Any
 import pytest
 from celery import Celery
 
+import redis
+
 from fathom2loom.api_keys import store_keys
+from fathom2loom.inflight import InFlight
 from fathom2loom.keybox import KeyBox
 from fathom2loom.local_servers import LocalRedis
 from fathom2loom.pocketbase.client import PocketBase, Record
-from fathom2loom.queue_state import now_iso
+from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
@@ -71,8 +74,10 @@ def worker_env(
         TRANSFER_MAX_ATTEMPTS="4",
         PROVIDER_RETRY_BASE_SECONDS="0.05",
         TRANSFER_LEASE_SECONDS="3",
+        LOOM_POLL_INITIAL_SECONDS="0.2",
         LOOM_CHUNK_BYTES=str(256 * 1024),
-        DOWNLOAD_CHUNK_BYTES=str(64 * 1024),
+        SYNC_INTERVAL_SECONDS="1",
+        LOG_FLUSH_INTERVAL_SECONDS="0.5",
     )
     return env
 
@@ -97,19 +102,37 @@ class Scenario:
         self.pb, self.user, self.celery, self.fathom = pb, user, celery, fathom
         store_keys(pb, BOX, user.id, fathom=FATHOM_KEY, loom=LOOM_KEY)
 
-    def row(self, meeting_id: str | int, *, size: int = 300_000, add: bool = True) -> str:
+    def row(
+        self,
+        meeting_id: str | int,
+        *,
+        size: int = 300_000,
+        add: bool = True,
+        manual: bool = False,
+    ) -> str:
+        """A pending row; `manual` claims its in-flight marker first, so no dispatcher sends it
+        and the test's own `send` is its first run (and the test holds that task's result)."""
         if add and str(meeting_id).isdigit():
             self.fathom.add_meeting(FATHOM_KEY, int(meeting_id), size=size)
-        row = self.pb.create(
+        row_id = secrets.token_hex(8)[:15]
+        if manual:
+            InFlight(self.redis).claim(row_id, 600)
+        self.pb.create(
             "queue",
             {
+                "id": row_id,
                 "user_id": self.user.id,
                 "meeting_id": str(meeting_id),
                 "status": "pending",
                 "queued_at": now_iso(),
             },
         )
-        return str(row["id"])
+        return row_id
+
+    @property
+    def redis(self) -> redis.Redis:
+        client: redis.Redis = self.celery.backend.client
+        return client
 
     def send(self, row_id: str) -> Any:
         return self.celery.send_task("fathom2loom.transfer", args=[row_id], queue="transfers")
@@ -151,3 +174,10 @@ def scenario(
     clean_standins: None,
 ) -> Scenario:
     return Scenario(pb, make_user(f"mover{secrets.token_hex(3)}"), celery_client, fathom)
+
+
+def video_key(user_id: str, recording: int) -> str:
+    """The Loom idempotency key of a user's recording (first generation)."""
+    from fathom2loom.transfer.loom_video import idempotency_key
+
+    return idempotency_key(user_id, recording, 0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from typing import Any
 
 import pytest
 
 from fathom2loom.errors import (
-    DownloadFailed,
+    DownloadGone,
     KeyRejected,
     LinkExpired,
     NotAllowed,
@@ -17,7 +18,7 @@ from fathom2loom.errors import (
     RecordingNotFound,
     TemporaryFault,
 )
-from fathom2loom.providers.fathom import FathomClient, RenderPending
+from fathom2loom.providers.fathom import FathomClient
 from tests.conftest import FATHOM_KEY
 
 MIB = 1024 * 1024
@@ -87,13 +88,40 @@ def test_the_whole_download_flow(fathom: FathomClient, fathom_standin: Any) -> N
 def test_polling_does_not_wait_inside_the_call(fathom: FathomClient, fathom_standin: Any) -> None:
     fathom_standin.add_meeting(FATHOM_KEY, 2)
     fathom_standin.set_fault("recording:2", render_seconds=60)
-    with pytest.raises(RenderPending) as pending:
-        fathom.poll_download(2, None)
-    assert pending.value.retry_after is not None and pending.value.retry_after > 0
-    # Polling again reuses the same download rather than asking for another render
-    with pytest.raises(RenderPending):
-        fathom.poll_download(2, pending.value.download.download_id, attempt=2)
+    started = time.monotonic()
+    download = fathom.request_download(2)
+    assert download.status == "processing" and download.download_id.startswith("dl_")
+    # Polling the same download says where it stands, at once, without another render
+    again = fathom.download_status(2, download.download_id)
+    assert again.status == "processing" and again.download_id == download.download_id
     assert fathom_standin.stats()["downloads_requested"] == 1
+    assert time.monotonic() - started < 2
+
+
+def test_a_download_fathom_no_longer_knows_is_gone_not_missing(
+    fathom: FathomClient, fathom_standin: Any
+) -> None:
+    # Given a download made before Fathom's side restarted (or by another key)
+    fathom_standin.add_meeting(FATHOM_KEY, 9)
+    download = fathom.request_download(9)
+    fathom_standin.restart()
+    # Expect "gone: ask again", never "no such recording"
+    with pytest.raises(DownloadGone, match="asking for a new one") as gone:
+        fathom.download_status(9, download.download_id)
+    assert gone.value.retryable and gone.value.status == 404
+    assert fathom.request_download(9).status == "processing"
+
+
+def test_a_cut_off_before_the_first_read_completes_resumes_from_that_byte(
+    fathom: FathomClient, fathom_standin: Any
+) -> None:
+    fathom_standin.add_meeting(FATHOM_KEY, 10, size=2 * MIB)
+    _, file = fathom.wait_for_file(10, timeout=20)
+    fathom_standin.reset()
+    fathom_standin.set_fault("recording:10", cut_after_bytes=300_000, times=1)
+    assert sha256(fathom.stream(file)) == fathom_standin.expected_sha256(10)
+    # Nothing that arrived before the cut is fetched again
+    assert fathom_standin.stats()["bytes_served"] == 2 * MIB
 
 
 def test_resume_after_cut_off_gives_identical_bytes(
@@ -130,7 +158,10 @@ def test_expired_download_and_expired_link(fathom: FathomClient, fathom_standin:
 def test_failed_render_reports_its_reason(fathom: FathomClient, fathom_standin: Any) -> None:
     fathom_standin.add_meeting(FATHOM_KEY, 6)
     fathom_standin.set_fault("recording:6", render_failure="generation_timeout")
-    with pytest.raises(DownloadFailed, match="generation timeout"):
+    download = fathom.request_download(6)
+    failed = fathom.download_status(6, download.download_id)
+    assert failed.status == "failed" and failed.failure_reason == "generation_timeout"
+    with pytest.raises(DownloadGone, match="failed"):
         fathom.wait_for_file(6, timeout=20)
 
 

@@ -9,10 +9,10 @@ import pytest
 
 from fathom2loom.errors import (
     KeyRejected,
-    PermanentProviderError,
     ProviderRejected,
     RateLimited,
     TemporaryFault,
+    VideoGone,
 )
 from fathom2loom.providers.loom import LoomClient, LoomVideo
 from fathom2loom.providers.tus import UploadStopped, rechunk
@@ -105,9 +105,30 @@ def test_delete_removes_an_unfinished_video(loom: LoomClient, loom_standin: Any)
         loom.upload(video, source(MIB), should_stop=lambda: True)
     loom.delete_video(video.id)
     loom.delete_video(video.id)  # Already gone is fine
-    with pytest.raises(PermanentProviderError) as missing:
+    with pytest.raises(VideoGone) as missing:
         loom.get_video(video.id)
     assert missing.value.status == 404
+
+
+def test_the_loom_key_goes_only_to_the_loom_origin(providers: Any, loom_standin: Any) -> None:
+    # Given a client configured with another name for the same server (another origin than the
+    # upload URLs the server hands out, as a bucket or a CDN would be)
+    alias = loom_standin.url.replace("127.0.0.1", "localhost")
+    client = LoomClient(LOOM_KEY, http=providers.api_http, base_url=alias, chunk_bytes=256 * 1024)
+    video = client.create_video(
+        title="t", description="d", size_bytes=MIB, content_type="video/mp4", idempotency_key="x"
+    )
+    # When the bytes go up over tus
+    client.upload(video, source(MIB))
+    # Expect the API calls to carry the key, and no tus request to the other origin
+    stats = loom_standin.stats()
+    assert stats["tus_requests_with_key"] == 0 and stats["tus_requests"] > 0
+    assert loom_standin.video_sha256(video.id) == content_sha256(SEED, MIB)
+    # While the same server, named as configured, gets the key on tus requests too
+    same = providers.loom(LOOM_KEY)
+    other = new_video(same, MIB, key="y")
+    same.upload(other, source(MIB))
+    assert loom_standin.stats()["tus_requests_with_key"] > 0
 
 
 def test_errors(loom: LoomClient, providers: Any, loom_standin: Any) -> None:

@@ -18,7 +18,7 @@ from fathom2loom.errors import PocketBaseBatchFailed
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.records import new_id
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
-from fathom2loom.queue_state import now_iso
+from fathom2loom.pocketbase.dates import now_iso
 
 __all__ = ["FlushReport", "flush_logs"]
 

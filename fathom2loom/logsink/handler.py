@@ -3,7 +3,10 @@
 `emit` turns the record into a redacted `logs` row and queues it in memory; a background thread
 pushes whatever is queued to Redis in one call. The caller pays for building the row only. If
 Redis is unreachable the rows wait in the bounded in-process queue and go out when it is back.
-`flush()` (run by `logging.shutdown` at exit, and by `close`) pushes what is queued before
+
+Pushed rows are kept here too until the buffer says PocketBase has them (its `durable` mark); if
+Redis comes back empty (its `epoch` changed) they are pushed again, so a Redis restart loses no
+record. `flush()` (run by `logging.shutdown` at exit, and by `close`) pushes what is queued before
 returning; only a process killed outright can lose the rows of its last instant.
 """
 
@@ -12,18 +15,22 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
+import uuid
 from collections import deque
 from typing import Any
 
 import redis
 
-from fathom2loom.logsink.buffer import LogBuffer
+from fathom2loom.logsink.buffer import LogBuffer, encode
 from fathom2loom.logsink.records import to_row
 
 __all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink"]
 
 OWN_LOGGERS = ("fathom2loom", "tasks", "__main__")
 PUSH_BATCH = 500
+CHECK_SECONDS = 1.0
+NOT_PUSHED = 2**62  # the sequence number of a kept row whose push is not known to have landed
 
 
 class ServiceFilter(logging.Filter):
@@ -45,6 +52,9 @@ class RedisLogHandler(logging.Handler):
         self._url = redis_url
         self._max_records = max_records
         self._queue: deque[dict[str, Any]] = deque(maxlen=backlog)
+        # (sequence number, encoded row) of pushed rows PocketBase may not have yet.
+        self._retained: deque[tuple[int, tuple[str, str]]] = deque(maxlen=backlog)
+        self._epoch: str | None = None
         self._wake = threading.Event()
         self._push_lock = threading.Lock()
         self._buffer: LogBuffer | None = None
@@ -52,10 +62,12 @@ class RedisLogHandler(logging.Handler):
         self._pid = 0
 
     def _for_this_process(self) -> LogBuffer:
-        """Sockets, thread and queue are per process: a forked child starts afresh."""
+        """Sockets, thread and queues are per process: a forked child starts afresh."""
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._queue.clear()  # What the parent queued is the parent's to push.
+            self._retained.clear()
+            self._epoch = None
             client = redis.Redis.from_url(self._url, socket_timeout=2, socket_connect_timeout=2)
             self._buffer = LogBuffer(client, self._max_records)
             self._thread = threading.Thread(target=self._pusher, name="log sink", daemon=True)
@@ -72,12 +84,40 @@ class RedisLogHandler(logging.Handler):
             self.handleError(record)
 
     def _pusher(self) -> None:
+        checked = 0.0
         while True:
-            self._wake.wait()
+            self._wake.wait(CHECK_SECONDS)
             self._wake.clear()
-            if not self._push_queued():
+            ok = self._push_queued()
+            if ok and time.monotonic() - checked >= CHECK_SECONDS:
+                checked = time.monotonic()
+                ok = self._check_retained()
+            if not ok:
                 self._wake.wait(0.5)  # Redis is away: try again shortly.
                 self._wake.set()
+
+    def _send(self, items: list[tuple[str, str]]) -> None:
+        """Push encoded rows and keep them until PocketBase has them. Holds the push lock."""
+        assert self._buffer is not None
+        result = self._buffer.push_encoded(items, uuid.uuid4().hex)
+        first = result.last_seq - len(items) + 1
+        if self._epoch is not None and result.epoch != self._epoch:
+            self._epoch = result.epoch
+            self._resend_retained()  # Redis came back empty: what it held is gone.
+        self._epoch = result.epoch
+        self._retained.extend((first + n, item) for n, item in enumerate(items))
+
+    def _resend_retained(self) -> None:
+        lost = [item for _, item in self._retained]
+        self._retained.clear()
+        for start in range(0, len(lost), PUSH_BATCH):
+            try:
+                self._send(lost[start : start + PUSH_BATCH])
+            except redis.RedisError:
+                # Keep the rest, never taken for durable, and look again at the next check.
+                self._retained.extend((NOT_PUSHED, item) for item in lost[start:])
+                self._epoch = ""
+                raise
 
     def _push_queued(self) -> bool:
         """Push everything queued; False if Redis refused (the rows stay queued)."""
@@ -85,11 +125,26 @@ class RedisLogHandler(logging.Handler):
             while self._queue:
                 rows = [self._queue.popleft() for _ in range(min(PUSH_BATCH, len(self._queue)))]
                 try:
-                    assert self._buffer is not None
-                    self._buffer.push(*rows)
+                    self._send([encode(row) for row in rows])
                 except redis.RedisError:
                     self._queue.extendleft(reversed(rows))
                     return False
+        return True
+
+    def _check_retained(self) -> bool:
+        """Forget what PocketBase has; push again what a Redis restart lost. False if away."""
+        with self._push_lock:
+            if not self._retained or self._buffer is None:
+                return True
+            try:
+                epoch, durable = self._buffer.watermark()
+                if epoch != self._epoch:
+                    self._resend_retained()
+                    return True
+            except redis.RedisError:
+                return False
+            while self._retained and self._retained[0][0] <= durable:
+                self._retained.popleft()
         return True
 
     def flush(self) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from celery._state import get_current_task
 
+from fathom2loom.logsink.context import current
 from fathom2loom.redact import redact, redact_value
 
 __all__ = ["component_of", "level_of", "new_id", "to_row"]
@@ -59,7 +60,9 @@ def _task_context() -> dict[str, str]:
 
 def to_row(record: logging.LogRecord) -> dict[str, Any]:
     """The `logs` row for a record; `ts` is when the event happened, not when it is stored."""
+    context = current()
     metadata: dict[str, Any] = {"logger": record.name, **_task_context()}
+    metadata.update({k: v for k, v in context.items() if k not in _TOP_LEVEL})
     for key, value in vars(record).items():
         if key not in _STANDARD and key not in _TOP_LEVEL and not key.startswith("_"):
             metadata[key] = value if isinstance(value, str | int | float | bool) else repr(value)
@@ -67,7 +70,7 @@ def to_row(record: logging.LogRecord) -> dict[str, Any]:
         metadata["exc_type"] = record.exc_info[0].__name__
         metadata["traceback"] = "".join(traceback.format_exception(*record.exc_info))[-8000:]
     created = datetime.fromtimestamp(record.created, UTC)
-    user_id = getattr(record, "user_id", None)
+    user_id = getattr(record, "user_id", None) or context.get("user_id")
     return {
         "id": new_id(),
         "level": level_of(record.levelno),

@@ -97,8 +97,8 @@ class PocketBase(AdminEndpoints):
     def from_settings(cls, settings: Any, http: httpx.Client | None = None) -> PocketBase:
         return cls(
             settings.pb_url,
-            settings.pb_admin_email,
-            settings.pb_admin_password.get_secret_value(),
+            settings.admin_email,
+            settings.admin_password,
             http=http,
             timeout=settings.pb_timeout_seconds,
             retry_attempts=settings.pb_retry_attempts,

@@ -1,7 +1,8 @@
 """Provider clients built from settings: one set of HTTP connections per process, keys per user.
 
-Workers make one `Providers` in `worker_process_init` and close it at shutdown; never share one
-across a fork. Users' keys go into the per-user client objects, never into the shared HTTP clients.
+A worker process makes one `Providers` (in its `WorkerContext`) and closes it at shutdown; never
+share one across a fork. Users' keys go into the per-user client objects, never into the shared
+HTTP clients.
 """
 
 from __future__ import annotations
@@ -66,7 +67,6 @@ class Providers:
                 window_seconds=s.fathom_rate_window_seconds,
             ),
             policy=self.policy,
-            chunk_bytes=s.download_chunk_bytes,
             poll_initial=s.fathom_poll_initial_seconds,
             poll_max=s.fathom_poll_max_seconds,
         )

@@ -1,11 +1,16 @@
 """Fathom External API v1 client, as published in Fathom's OpenAPI spec.
 
 Why a thin httpx client and not the official `fathom-python` SDK: the SDK retries 429 inside the
-call for up to 300 s (a Celery worker slot held idle), knows nothing of a rate limit shared by
-several processes, and raises its own errors. We need few endpoints; here each call takes its
-budget from a Redis limiter shared by all workers, waits inside the call only for short delays
-(`RetryPolicy.max_sleep`) and otherwise raises a typed error with `retry_after`, so a task can
-retry with a countdown instead of sleeping.
+call for up to 300 s (a worker slot held idle), knows nothing of a rate limit shared by several
+processes, and raises its own errors. We need few endpoints; here each call takes its budget from
+a Redis limiter shared by all workers, waits inside the call only for short delays
+(`RetryPolicy.max_sleep`) and otherwise raises a typed error with `retry_after`, so a transfer can
+record the wait on its row instead of sleeping.
+
+Every response is checked against the spec's shapes: anything else (not JSON, a missing field, a
+download for another recording) is a `ProtocolError`, never a library exception. What to do with
+a download (reuse, poll, ask for a fresh one) is the transfer's decision
+(`fathom2loom.transfer.fathom_file`); this client only says what Fathom said.
 
 The signed file URL is fetched with a second client that never carries the API key, resuming
 with `Range` after a cut-off and checking the final size.
@@ -18,19 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from fathom2loom.errors import (
-    DownloadFailed,
+    DownloadGone,
     LinkExpired,
+    ProtocolError,
     RateLimited,
     RecordingNotFound,
-    StillRendering,
+    StillWorking,
     TemporaryFault,
 )
-from fathom2loom.providers.http import RetryPolicy, error_for, send
+from fathom2loom.providers.http import Kinds, RetryPolicy, error_for, parse, read_json, send
 from fathom2loom.providers.ratelimit import Budget, RateLimiter, key_identity
 from fathom2loom.retry import backoff_delay
 
@@ -39,8 +46,8 @@ __all__ = [
     "FathomClient",
     "FathomLimits",
     "Meeting",
+    "MeetingsPage",
     "RecordingDownload",
-    "RenderPending",
 ]
 
 PROVIDER = "Fathom"
@@ -50,9 +57,9 @@ DEFAULT_BASE_URL = "https://api.fathom.ai/external/v1"
 class DownloadFile(BaseModel):
     """The `video` or `audio` object of a completed download."""
 
-    url: str
+    url: str = Field(pattern=r"^https?://")
     content_type: str
-    file_size_bytes: int
+    file_size_bytes: int = Field(gt=0)
     expires_at: datetime
 
     def __repr__(self) -> str:  # The URL is a bearer credential: keep it out of reprs and logs.
@@ -62,7 +69,7 @@ class DownloadFile(BaseModel):
 
 
 class RecordingDownload(BaseModel):
-    download_id: str
+    download_id: str = Field(min_length=1, max_length=128)
     recording_id: int
     status: Literal["processing", "completed", "failed", "expired"]
     video: DownloadFile | None = None
@@ -72,18 +79,6 @@ class RecordingDownload(BaseModel):
     @property
     def file(self) -> DownloadFile | None:
         return self.video or self.audio
-
-
-class RenderPending(StillRendering):
-    """Fathom is still rendering; `download` is the pending download to poll again."""
-
-    def __init__(self, download: RecordingDownload, retry_after: float) -> None:
-        super().__init__(
-            PROVIDER,
-            "Fathom is still preparing the video: the transfer will wait",
-            retry_after=retry_after,
-        )
-        self.download = download
 
 
 class Meeting(BaseModel):
@@ -103,6 +98,14 @@ class Meeting(BaseModel):
     @property
     def duration_seconds(self) -> float:
         return (self.recording_end_time - self.recording_start_time).total_seconds()
+
+
+class MeetingsPage(BaseModel):
+    """`GET /meetings`: all three keys are always present; `next_cursor` is null on the last."""
+
+    limit: int | None
+    next_cursor: str | None
+    items: list[Meeting]
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,6 @@ class FathomClient:
         limiter: RateLimiter | None = None,
         limits: FathomLimits | None = None,
         policy: RetryPolicy | None = None,
-        chunk_bytes: int = 1024 * 1024,
         poll_initial: float = 5.0,
         poll_max: float = 120.0,
     ) -> None:
@@ -148,7 +150,6 @@ class FathomClient:
         self._limiter = limiter
         self._limits = limits or FathomLimits()
         self.policy = policy or RetryPolicy()
-        self.chunk_bytes = chunk_bytes
         self.poll_initial = poll_initial
         self.poll_max = poll_max
 
@@ -163,6 +164,8 @@ class FathomClient:
         path: str,
         kind: Literal["plain", "heavy", "download"] = "plain",
         messages: dict[int, str] | None = None,
+        kinds: Kinds | None = None,
+        what: str = "a response",
         **kwargs: Any,
     ) -> Any:
         budgets = self._limits.budgets(kind)
@@ -184,12 +187,13 @@ class FathomClient:
             f"{self.base_url}{path}",
             policy=self.policy,
             messages=messages,
+            kinds=kinds,
             headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
             before_each=take_budget,
             on_rate_limited=share_cooldown,
             **kwargs,
         )
-        return response.json()
+        return read_json(response, PROVIDER, what)
 
     def meetings(self, **filters: Any) -> Iterator[Meeting]:
         """Every meeting the key can see, following `next_cursor` to the end.
@@ -214,12 +218,18 @@ class FathomClient:
             params.get("include_transcript") == "true" or params.get("include_summary") == "true"
         )
         while True:
-            page = self._call("GET", "/meetings", "heavy" if heavy else "plain", params=params)
-            yield [Meeting.model_validate(item) for item in page["items"]]
-            cursor = page.get("next_cursor")
-            if not cursor:
+            body = self._call(
+                "GET",
+                "/meetings",
+                "heavy" if heavy else "plain",
+                what="a meetings page",
+                params=params,
+            )
+            page = parse(MeetingsPage, body, PROVIDER, "a meetings page")
+            yield page.items
+            if not page.next_cursor:
                 return
-            params = {**params, "cursor": cursor}
+            params = {**params, "cursor": page.next_cursor}
 
     def find_meeting(self, recording_id: int, *, max_pages: int | None = None) -> Meeting:
         """Fathom has no get-by-id: walk the list, stopping as soon as the meeting turns up.
@@ -240,82 +250,100 @@ class FathomClient:
         )
 
     def transcript(self, recording_id: int) -> list[dict[str, Any]]:
-        body = self._call("GET", f"/recordings/{recording_id}/transcript", "heavy")
+        body = self._call(
+            "GET",
+            f"/recordings/{recording_id}/transcript",
+            "heavy",
+            what="a transcript",
+            **self._on(recording_id),
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("transcript"), list):
+            raise ProtocolError(PROVIDER, "Fathom sent a transcript we cannot read")
         return list(body["transcript"])
 
     def summary(self, recording_id: int) -> dict[str, Any]:
-        body = self._call("GET", f"/recordings/{recording_id}/summary", "heavy")
+        body = self._call(
+            "GET",
+            f"/recordings/{recording_id}/summary",
+            "heavy",
+            what="a summary",
+            **self._on(recording_id),
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("summary"), dict):
+            raise ProtocolError(PROVIDER, "Fathom sent a summary we cannot read")
         return dict(body["summary"])
 
-    def _download_messages(self, recording_id: int) -> dict[int, str]:
+    @staticmethod
+    def _on(recording_id: int) -> dict[str, Any]:
+        """What Fathom's statuses mean on a recording's endpoints."""
         return {
-            403: f"Fathom does not let this key download recording {recording_id} (403):"
-            " ask its owner to share it with you",
-            404: f"Fathom has no recording {recording_id} for this key (404): check the meeting id",
-            422: f"Fathom has no downloadable media for recording {recording_id} (422)",
+            "messages": {
+                403: f"Fathom does not let this key download recording {recording_id} (403):"
+                " ask its owner to share it with you",
+                404: f"Fathom has no recording {recording_id} for this key (404):"
+                " check the meeting id and the Fathom key",
+                422: f"Fathom has no downloadable media for recording {recording_id} (422)",
+            },
+            "kinds": {404: RecordingNotFound},
         }
 
+    def _download(self, body: Any, recording_id: int) -> RecordingDownload:
+        download = parse(RecordingDownload, body, PROVIDER, "a download")
+        if download.recording_id != recording_id:
+            raise ProtocolError(PROVIDER, "Fathom sent a download for another recording")
+        return download
+
     def request_download(self, recording_id: int) -> RecordingDownload:
+        """Start a render (not idempotent: each call is a new job against the download budget)."""
         body = self._call(
             "POST",
             f"/recordings/{recording_id}/download",
             "download",
-            messages=self._download_messages(recording_id),
+            what="a download",
+            **self._on(recording_id),
         )
-        return RecordingDownload.model_validate(body)
+        return self._download(body, recording_id)
 
     def download_status(self, recording_id: int, download_id: str) -> RecordingDownload:
+        """A download as of now; `DownloadGone` when Fathom no longer knows the id.
+
+        A 404 here means the download, not the recording: it was made by another key (or before
+        a restart of Fathom's side) or is too old. The caller asks for a new one.
+        """
+        gone = "Fathom no longer knows this download (404): asking for a new one"
         body = self._call(
             "GET",
-            f"/recordings/{recording_id}/downloads/{download_id}",
-            messages=self._download_messages(recording_id),
+            f"/recordings/{recording_id}/downloads/{quote(download_id, safe='')}",
+            messages={**self._on(recording_id)["messages"], 404: gone},
+            kinds={404: DownloadGone},
+            what="a download's status",
         )
-        return RecordingDownload.model_validate(body)
-
-    def poll_download(
-        self, recording_id: int, download_id: str | None, *, attempt: int = 1
-    ) -> tuple[RecordingDownload, DownloadFile]:
-        """One step towards the file: request a download (or a fresh one) or look at one.
-
-        Returns the download and its file when ready. While Fathom renders it raises
-        `RenderPending` with `retry_after` and the download to poll, so a Celery task can come
-        back later instead of waiting in a worker slot.
-        """
-        download = (
-            self.request_download(recording_id)
-            if download_id is None
-            else self.download_status(recording_id, download_id)
-        )
-        if download.status == "expired" or (
-            download.status == "completed" and download.file is None
-        ):
-            download = self.request_download(recording_id)
-        if download.status == "failed":
-            reason = (download.failure_reason or "unknown reason").replace("_", " ")
-            raise DownloadFailed(
-                PROVIDER, f"Fathom could not prepare the video ({reason}): try again later"
-            )
-        if download.status == "completed" and download.file is not None:
-            return download, download.file
-        raise RenderPending(download, min(self.poll_max, self.poll_initial * 2 ** (attempt - 1)))
+        return self._download(body, recording_id)
 
     def wait_for_file(
         self, recording_id: int, *, timeout: float
     ) -> tuple[RecordingDownload, DownloadFile]:
-        """Blocking form of `poll_download`, for scripts and tests: polls with backoff."""
+        """Request a download and poll it until the file is ready: for scripts and benches.
+
+        Transfers never block like this; they record the wait on the row instead.
+        """
         deadline = time.monotonic() + timeout
-        download_id: str | None = None
-        attempt = 0
+        download = self.request_download(recording_id)
+        polls, requests = 0, 1
         while True:
-            attempt += 1
-            try:
-                return self.poll_download(recording_id, download_id, attempt=attempt)
-            except RenderPending as pending:
-                download_id = pending.download.download_id
-                delay = pending.retry_after or self.poll_initial
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
+            if download.status == "completed" and download.file is not None:
+                return download, download.file
+            if download.status == "expired" and requests < 3:
+                download, requests = self.request_download(recording_id), requests + 1
+                continue
+            if download.status in ("failed", "expired"):
+                raise DownloadGone(PROVIDER, f"Fathom's download {download.status}")
+            polls += 1
+            delay = backoff_delay(polls, self.poll_initial, self.poll_max)
+            if time.monotonic() + delay > deadline:
+                raise StillWorking(PROVIDER, "Fathom is still preparing the video")
+            time.sleep(delay)
+            download = self.download_status(recording_id, download.download_id)
 
     # -- the file ----------------------------------------------------------------------------
 
@@ -344,6 +372,10 @@ class FathomClient:
                     yield chunk
             except (httpx.TransportError, TemporaryFault):
                 pass  # Cut off or a passing storage fault: resume from `offset` below.
+            except httpx.HTTPError as exc:
+                raise ProtocolError(
+                    PROVIDER, f"Fathom's file storage sent a body we cannot read ({exc})"
+                ) from exc
             if oversize:
                 raise TemporaryFault(PROVIDER, "Fathom sent more bytes than announced")
             if offset >= total:
@@ -359,7 +391,7 @@ class FathomClient:
     def _stream_from(self, file: DownloadFile, offset: int) -> Iterator[bytes]:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         with self._storage.stream("GET", file.url, headers=headers) as response:
-            if response.status_code in (401, 403, 410):
+            if response.status_code in (401, 403, 404, 410):
                 raise LinkExpired(PROVIDER, "Fathom's download link expired: asking for a new one")
             if response.status_code >= 500 or response.status_code == 429:
                 raise TemporaryFault(
@@ -368,7 +400,8 @@ class FathomClient:
             if response.status_code not in (200, 206):
                 raise error_for(PROVIDER, response)
             skip = offset if (offset and response.status_code == 200) else 0
-            for chunk in response.iter_bytes(self.chunk_bytes):
+            # Pieces as they arrive (no re-chunking here): a cut-off loses none of what came.
+            for chunk in response.iter_bytes():
                 if skip:  # The host ignored Range: drop what we already have.
                     cut = min(skip, len(chunk))
                     chunk, skip = chunk[cut:], skip - cut

@@ -2,40 +2,65 @@
 
 Fathom, Loom and tus calls all go through `send`: it retries transient faults a few times with
 jittered backoff, but never sleeps longer than the caller allows (`RetryPolicy.max_sleep`), so a
-Celery task can hand a long wait back to the broker instead of holding a worker slot.
+transfer can record a long wait on its row instead of holding a worker slot. `read_json` and
+`parse` turn a body we cannot read into `ProtocolError`: nothing but our error tree leaves a
+client, whatever the server sends.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ValidationError
 
 from fathom2loom.errors import (
     KeyRejected,
     NotAllowed,
     NothingToDownload,
+    ProtocolError,
     ProviderError,
     ProviderRejected,
     RateLimited,
-    RecordingNotFound,
     TemporaryFault,
     TransientProviderError,
 )
 from fathom2loom.retry import backoff_delay
 
-__all__ = ["RetryPolicy", "error_for", "retry_after_seconds", "send"]
+__all__ = ["RetryPolicy", "error_for", "parse", "read_json", "retry_after_seconds", "send"]
 
-_BY_STATUS: dict[int, type[ProviderError]] = {
-    401: KeyRejected,
-    403: NotAllowed,
-    404: RecordingNotFound,
-    422: NothingToDownload,
-    429: RateLimited,
-}
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def read_json(response: httpx.Response, provider: str, what: str) -> Any:
+    """The body as JSON, or `ProtocolError` naming what we asked for (never the body itself)."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, UnicodeDecodeError):
+        kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        raise ProtocolError(
+            provider, f"{provider} sent {what} we cannot read (not JSON: {kind[:40]})"
+        ) from None
+
+
+def parse(model: type[Model], data: Any, provider: str, what: str) -> Model:
+    """`data` as `model`, or `ProtocolError` naming the fields that were missing or wrong."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        raise ProtocolError(
+            provider,
+            f"{provider} sent {what} we cannot read (bad or missing: {', '.join(fields)[:120]})",
+        ) from None
+
+
+Kinds = dict[int, type[ProviderError]]
+_BY_STATUS: Kinds = {401: KeyRejected, 403: NotAllowed, 422: NothingToDownload}
 
 
 @dataclass(frozen=True)
@@ -46,7 +71,7 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_cap: float = 8.0
     # The longest single wait spent inside the call; longer waits raise with `retry_after`.
-    max_sleep: float = 10.0
+    max_sleep: float = 3.0
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -62,11 +87,21 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
 
 
 def error_for(
-    provider: str, response: httpx.Response, messages: dict[int, str] | None = None
+    provider: str,
+    response: httpx.Response,
+    messages: dict[int, str] | None = None,
+    kinds: Kinds | None = None,
 ) -> ProviderError:
-    """The typed error for a failed response; the message is short, human and secret-free."""
+    """The typed error for a failed response; the message is short, human and secret-free.
+
+    `messages` and `kinds` let a call say what a status means for it (a 404 on a recording is
+    `RecordingNotFound`, on a download `DownloadGone`).
+    """
     status = response.status_code
     text = (messages or {}).get(status)
+    special = (kinds or {}).get(status)
+    if special is not None:
+        return special(provider, text or f"{provider} answered {status}", status=status)
     if status == 429:
         return RateLimited(
             provider,
@@ -83,9 +118,9 @@ def error_for(
         )
     kind = _BY_STATUS.get(status, ProviderRejected)
     default = {
+        404: f"{provider} could not find the item (404)",
         401: f"{provider} rejected the API key (401): update your {provider} key",
         403: f"{provider} refused access (403): check that this key may use the item",
-        404: f"{provider} could not find the item (404)",
         422: f"{provider} could not process the request (422)",
     }.get(status, f"{provider} rejected the request ({status})")
     return kind(provider, text or default, status=status)
@@ -95,15 +130,16 @@ def error_for(
 class _Attempts:
     policy: RetryPolicy
     count: int = 0
-    last: TransientProviderError | None = field(default=None)
 
-    def wait_or_raise(self, fault: TransientProviderError) -> None:
+    def wait_or_raise(
+        self, fault: TransientProviderError, cause: BaseException | None = None
+    ) -> None:
         self.count += 1
         delay = fault.retry_after
         if delay is None:
             delay = backoff_delay(self.count, self.policy.backoff_base, self.policy.backoff_cap)
         if self.count >= self.policy.attempts or delay > self.policy.max_sleep:
-            raise fault
+            raise fault from cause
         time.sleep(delay)
 
 
@@ -115,6 +151,7 @@ def send(
     *,
     policy: RetryPolicy,
     messages: dict[int, str] | None = None,
+    kinds: Kinds | None = None,
     retry_transport: bool = True,
     before_each: Callable[[], None] | None = None,
     on_rate_limited: Callable[[RateLimited], None] | None = None,
@@ -138,11 +175,15 @@ def send(
             )
             if not retry_transport:
                 raise fault from exc
-            attempts.wait_or_raise(fault)
+            attempts.wait_or_raise(fault, exc)
             continue
+        except httpx.HTTPError as exc:  # Redirect loops, undecodable bodies: not the network.
+            raise ProtocolError(
+                provider, f"{provider} answered in a way we cannot follow ({type(exc).__name__})"
+            ) from exc
         if response.is_success:
             return response
-        error = error_for(provider, response, messages)
+        error = error_for(provider, response, messages, kinds)
         if isinstance(error, RateLimited) and on_rate_limited is not None:
             on_rate_limited(error)
         if not isinstance(error, TransientProviderError):

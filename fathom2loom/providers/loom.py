@@ -1,44 +1,59 @@
 """The Loom adapter: our own small contract (docs/loom-contract.md), uploads in tus 1.0.
 
 Loom publishes no upload API; this client speaks the contract the project defines, against a
-configurable base URL and auth header. Uploads stream from a byte source that can restart at any
-offset, one `chunk_bytes` body at a time, so memory stays flat whatever the file size.
+configurable base URL and auth header. The user's Loom key goes only to that base URL's origin:
+an upload URL on another host gets the tus request without it (the URL is the capability).
+Uploads stream from a byte source that can restart at any offset, one `chunk_bytes` body at a
+time, so memory stays flat whatever the file size. Responses that do not match the contract are
+`ProtocolError`s; a video the server no longer has is `VideoGone`.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import quote, urljoin
 
 import httpx
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, model_validator
 
-from fathom2loom.errors import ProviderError, ProviderRejected, StillRendering
-from fathom2loom.providers.http import RetryPolicy, send
+from fathom2loom.errors import (
+    ProtocolError,
+    ProviderError,
+    ProviderRejected,
+    StillWorking,
+    UploadGone,
+    VideoGone,
+)
+from fathom2loom.providers.http import RetryPolicy, parse, read_json, send
 from fathom2loom.providers.ratelimit import key_identity
-from fathom2loom.providers.tus import ByteSource, TusClient, UploadGone
+from fathom2loom.providers.tus import ByteSource, TusClient
+from fathom2loom.retry import backoff_delay
 
-__all__ = ["LoomClient", "LoomProcessing", "LoomVideo"]
+__all__ = ["LoomClient", "LoomVideo"]
 
 PROVIDER = "Loom"
 
 
 class LoomVideo(BaseModel):
-    id: str
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     status: Literal["awaiting_upload", "uploading", "processing", "ready", "failed"]
     title: str = ""
-    size_bytes: int
+    size_bytes: int = Field(gt=0)
     received_bytes: int = 0
     upload_endpoint: str
     upload_url: str | None = None
     share_url: str | None = None
     failure_reason: str | None = None
 
-
-class LoomProcessing(StillRendering):
-    """Loom holds every byte but has not finished processing the video."""
+    @model_validator(mode="after")
+    def _ready_has_link(self) -> Self:
+        if self.status == "ready" and not (self.share_url or "").startswith(
+            ("https://", "http://")
+        ):
+            raise ValueError("a ready video needs an http(s) share_url")
+        return self
 
 
 class LoomClient:
@@ -61,7 +76,13 @@ class LoomClient:
         self._identity = key_identity(api_key)
         self.policy = policy or RetryPolicy()
         self.chunk_bytes = chunk_bytes
-        self.tus = TusClient(http, provider=PROVIDER, headers=self._auth, policy=self.policy)
+        self.tus = TusClient(
+            http,
+            provider=PROVIDER,
+            auth_headers=self._auth,
+            auth_origin=self.base_url,
+            policy=self.policy,
+        )
 
     def __repr__(self) -> str:
         return f"LoomClient(key={self._identity[:8]}…, base_url={self.base_url!r})"
@@ -105,20 +126,25 @@ class LoomClient:
                 "content_type": content_type,
             },
         )
-        return LoomVideo.model_validate(response.json())
+        return parse(LoomVideo, read_json(response, PROVIDER, "a video"), PROVIDER, "a video")
 
     def get_video(self, video_id: str) -> LoomVideo:
+        """The video as of now; `VideoGone` when Loom no longer has it (deleted or unknown)."""
         response = self._call(
             "GET",
-            f"/v1/videos/{quote(video_id)}",
-            messages={404: f"Loom has no video {video_id} (404)"},
+            f"/v1/videos/{quote(video_id, safe='')}",
+            messages={404: "Loom no longer has the video (404): making it again"},
+            kinds={404: VideoGone},
         )
-        return LoomVideo.model_validate(response.json())
+        video = parse(LoomVideo, read_json(response, PROVIDER, "a video"), PROVIDER, "a video")
+        if video.id != video_id:
+            raise ProtocolError(PROVIDER, "Loom sent another video than the one asked for")
+        return video
 
     def delete_video(self, video_id: str) -> None:
         """Delete a video (an unfinished one after a cancel); already gone is fine."""
         try:
-            self._call("DELETE", f"/v1/videos/{quote(video_id)}")
+            self._call("DELETE", f"/v1/videos/{quote(video_id, safe='')}")
         except ProviderError as exc:
             if exc.status != 404:
                 raise
@@ -140,11 +166,18 @@ class LoomClient:
                 url = None
         if not url:
             endpoint = urljoin(self.base_url + "/", video.upload_endpoint)
-            url = self.tus.create(
-                endpoint,
-                video.size_bytes,
-                {"video_id": video.id, "filename": f"{video.id}.mp4", "filetype": "video/mp4"},
-            )
+            try:
+                url = self.tus.create(
+                    endpoint,
+                    video.size_bytes,
+                    {"video_id": video.id, "filename": f"{video.id}.mp4", "filetype": "video/mp4"},
+                )
+            except ProviderError as exc:
+                if exc.status in (404, 410):
+                    raise VideoGone(
+                        PROVIDER, "Loom no longer has the video: making it again"
+                    ) from exc
+                raise
         self.tus.upload(
             url,
             source,
@@ -154,29 +187,19 @@ class LoomClient:
             should_stop=should_stop,
         )
 
-    def poll_ready(self, video_id: str, *, attempt: int = 1) -> LoomVideo:
-        """The ready video, or `LoomProcessing` with a `retry_after`; `failed` is permanent."""
-        video = self.get_video(video_id)
-        if video.status == "ready" and video.share_url:
-            return video
-        if video.status == "failed":
-            reason = video.failure_reason or "no reason given"
-            raise ProviderRejected(PROVIDER, f"Loom could not process the video ({reason})")
-        raise LoomProcessing(
-            PROVIDER,
-            "Loom is still processing the video: the transfer will wait",
-            retry_after=min(60.0, 0.5 * 2 ** (attempt - 1)),
-        )
-
     def wait_ready(self, video_id: str, *, timeout: float) -> LoomVideo:
+        """Poll until the video is ready: for scripts and benches (transfers never block)."""
         deadline = time.monotonic() + timeout
-        attempt = 0
+        polls = 0
         while True:
-            attempt += 1
-            try:
-                return self.poll_ready(video_id, attempt=attempt)
-            except LoomProcessing as processing:
-                delay = processing.retry_after or 1.0
-                if time.monotonic() + delay > deadline:
-                    raise
-                time.sleep(delay)
+            video = self.get_video(video_id)
+            if video.status == "ready":
+                return video
+            if video.status == "failed":
+                reason = video.failure_reason or "no reason given"
+                raise ProviderRejected(PROVIDER, f"Loom could not process the video ({reason})")
+            polls += 1
+            delay = backoff_delay(polls, 0.2, 5.0)
+            if time.monotonic() + delay > deadline:
+                raise StillWorking(PROVIDER, "Loom is still processing the video")
+            time.sleep(delay)

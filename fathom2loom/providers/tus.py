@@ -4,6 +4,9 @@ Written against the protocol, not against our stand-in, so it works with any tus
 `Location`s, `204` or `200` to `HEAD`, `409` on an offset mismatch. A `PATCH` is never retried
 blindly (part of it may have landed); after any fault the client asks the server for its offset
 with `HEAD` and continues from there, re-opening the byte source at that offset.
+
+Credentials (`auth_headers`) go only to URLs on `auth_origin`: an upload URL that points at
+another host (a storage bucket, a CDN) is a capability of its own and gets the tus headers only.
 """
 
 from __future__ import annotations
@@ -11,26 +14,35 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable, Iterable, Iterator
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from fathom2loom.errors import ProviderError, TemporaryFault, TransientProviderError
+from fathom2loom.errors import (
+    ProtocolError,
+    ProviderError,
+    TemporaryFault,
+    TransientProviderError,
+    UploadGone,
+)
 from fathom2loom.providers.http import RetryPolicy, send
 from fathom2loom.retry import backoff_delay
 
-__all__ = ["TUS_VERSION", "TusClient", "UploadGone", "UploadStopped", "rechunk"]
+__all__ = ["TUS_VERSION", "ByteSource", "TusClient", "UploadStopped", "origin_of", "rechunk"]
 
 TUS_VERSION = "1.0.0"
 ByteSource = Callable[[int], Iterable[bytes]]
 
 
-class UploadGone(TemporaryFault):
-    """The server no longer knows the upload (404/410): create a new one."""
-
-
 class UploadStopped(Exception):
-    """The caller asked the upload to stop (e.g. the row was cancelled)."""
+    """The caller asked the upload to stop (the row was cancelled, the lease was lost)."""
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in, for same-origin checks."""
+    parts = urlsplit(url)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
 
 
 def rechunk(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
@@ -55,13 +67,30 @@ class TusClient:
         http: httpx.Client,
         *,
         provider: str,
-        headers: dict[str, str] | None = None,
+        auth_headers: dict[str, str] | None = None,
+        auth_origin: str | None = None,
         policy: RetryPolicy | None = None,
     ) -> None:
         self._http = http
         self.provider = provider
-        self._headers = {"Tus-Resumable": TUS_VERSION, **(headers or {})}
+        self._auth = dict(auth_headers or {})
+        self._auth_origin = origin_of(auth_origin) if auth_origin else None
         self.policy = policy or RetryPolicy()
+
+    def _headers(self, url: str, **extra: str) -> dict[str, str]:
+        """tus headers for `url`, with the credentials only on the trusted origin."""
+        headers = {"Tus-Resumable": TUS_VERSION, **extra}
+        if self._auth_origin is not None and origin_of(url) == self._auth_origin:
+            headers.update(self._auth)
+        return headers
+
+    def _offset_header(self, response: httpx.Response) -> int:
+        raw = response.headers.get("Upload-Offset", "")
+        if not raw.isdigit():
+            raise ProtocolError(
+                self.provider, f"{self.provider}'s upload server sent no valid Upload-Offset"
+            )
+        return int(raw)
 
     def _gone(self, url: str) -> dict[int, str]:
         message = f"{self.provider} no longer has the upload: starting it again"
@@ -79,7 +108,9 @@ class TusClient:
             endpoint,
             policy=self.policy,
             retry_transport=False,
-            headers={**self._headers, "Upload-Length": str(length), "Upload-Metadata": encoded},
+            headers=self._headers(
+                endpoint, **{"Upload-Length": str(length), "Upload-Metadata": encoded}
+            ),
         )
         location = response.headers.get("Location")
         if not location:
@@ -90,13 +121,18 @@ class TusClient:
         """How many bytes the server holds for this upload."""
         try:
             response = send(
-                self._http, self.provider, "HEAD", url, policy=self.policy, headers=self._headers
+                self._http,
+                self.provider,
+                "HEAD",
+                url,
+                policy=self.policy,
+                headers=self._headers(url),
             )
         except ProviderError as exc:
             if exc.status in (404, 410):
-                raise UploadGone(self.provider, self._gone(url)[404], status=exc.status) from None
+                raise UploadGone(self.provider, self._gone(url)[404], status=exc.status) from exc
             raise
-        return int(response.headers["Upload-Offset"])
+        return self._offset_header(response)
 
     def patch(self, url: str, offset: int, body: bytes) -> int:
         """Send one body at `offset`; return the server's new offset. One attempt only.
@@ -105,12 +141,14 @@ class TusClient:
         response reference cycle until the garbage collector runs, and that must not pin
         megabytes per chunk.
         """
-        headers = {
-            **self._headers,
-            "Upload-Offset": str(offset),
-            "Content-Type": "application/offset+octet-stream",
-            "Content-Length": str(len(body)),
-        }
+        headers = self._headers(
+            url,
+            **{
+                "Upload-Offset": str(offset),
+                "Content-Type": "application/offset+octet-stream",
+                "Content-Length": str(len(body)),
+            },
+        )
         once = RetryPolicy(attempts=1, max_sleep=0)
         try:
             response = send(
@@ -125,18 +163,26 @@ class TusClient:
             )
         except ProviderError as exc:
             if exc.status == 409:  # Offset mismatch: resume from the server's offset.
-                raise TemporaryFault(
-                    self.provider, f"{self.provider} upload offset moved"
-                ) from None
+                raise TemporaryFault(self.provider, f"{self.provider} upload offset moved") from exc
             if exc.status in (404, 410):
-                raise UploadGone(self.provider, self._gone(url)[404], status=exc.status) from None
+                raise UploadGone(self.provider, self._gone(url)[404], status=exc.status) from exc
             raise
-        return int(response.headers["Upload-Offset"])
+        new_offset = self._offset_header(response)
+        if new_offset < offset or new_offset > offset + len(body):
+            raise ProtocolError(
+                self.provider, f"{self.provider}'s upload server moved the offset impossibly"
+            )
+        return new_offset
 
     def terminate(self, url: str) -> None:
         try:
             send(
-                self._http, self.provider, "DELETE", url, policy=self.policy, headers=self._headers
+                self._http,
+                self.provider,
+                "DELETE",
+                url,
+                policy=self.policy,
+                headers=self._headers(url),
             )
         except ProviderError as exc:
             if exc.status not in (404, 410):
@@ -155,26 +201,33 @@ class TusClient:
     ) -> int:
         """Upload `length` bytes from `source(offset)`, resuming after faults; return the offset.
 
-        Faults of the byte source that are not ours (another provider's) propagate unchanged.
+        A server that takes only part of a body is fine: the source is re-opened where the
+        server stands. `max_resumes` counts faults in a row without progress. Faults of the byte
+        source that are not ours (another provider's) propagate unchanged.
         """
         offset = self.offset(url)
         resumes = 0
         while offset < length:
+            before = offset
             try:
                 for body in rechunk(source(offset), chunk_bytes):
                     if should_stop is not None and should_stop():
                         raise UploadStopped
+                    expected = offset + len(body)
                     offset = self.patch(url, offset, body)
                     if on_progress is not None:
                         on_progress(offset)
-                if offset < length:
-                    raise TemporaryFault(self.provider, "the byte source ended early")
+                    if offset != expected:
+                        break  # Part of the body landed: re-open the source at the new offset.
+                else:
+                    if offset < length:
+                        raise TemporaryFault(self.provider, "the byte source ended early")
             except UploadGone:
                 raise
             except TransientProviderError as exc:
                 if exc.provider != self.provider:
                     raise
-                resumes += 1
+                resumes = 1 if offset > before else resumes + 1
                 if resumes > max_resumes:
                     raise
                 time.sleep(

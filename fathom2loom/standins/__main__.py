@@ -26,6 +26,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--meetings", type=int, default=0, help="meetings for --seed-key")
     parser.add_argument("--size", type=int, default=1_000_000, help="bytes per recording")
     parser.add_argument("--render-seconds", type=float, default=0.0)
+    parser.add_argument(
+        "--bandwidth", type=int, default=0, help="bytes/s per file download (0: unlimited)"
+    )
     return parser
 
 
@@ -41,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    fathom = FathomStandin(port=args.fathom_port, render_seconds=args.render_seconds)
+    fathom = FathomStandin(
+        port=args.fathom_port, render_seconds=args.render_seconds, bandwidth=args.bandwidth or None
+    )
     loom = LoomStandin(port=args.loom_port)
     try:
         fathom.start()

@@ -1,13 +1,20 @@
 """The machinery both stand-ins share: a loopback HTTP/1.1 server, routing, faults and counters.
 
 Every stand-in also answers control endpoints (`/_standin/stats`, `/_standin/faults`,
-`/_standin/reset`) that do exactly what the Python methods do, so a stand-in started in another
-process (the sandbox) can be driven over HTTP the same way tests drive it in-process.
+`/_standin/reset`, `/_standin/restart`) that do exactly what the Python methods do, so a
+stand-in started in another process (the sandbox) can be driven over HTTP the same way tests
+drive it in-process.
+
+Besides error statuses, a fault may garble a successful answer, as a proxy or a half-deployed
+server would (`garble=`): `invalid_json` (a cut-off body), `html` (an HTML page with status 200),
+`drop:<field>` (a field removed, also from each item of an `items` list), or
+`header:<name>=<value>` (a header replaced, e.g. a bad `Upload-Offset`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import socket
@@ -32,7 +39,12 @@ from fathom2loom.standins.http import (
 __all__ = ["Fault", "StandinServer", "rate_limit_headers"]
 
 log = logging.getLogger(__name__)
-_COMMON_EXTRAS: dict[str, type] = {"retry_after": int, "limit": int, "message": str}
+_COMMON_EXTRAS: dict[str, type] = {
+    "retry_after": int,
+    "limit": int,
+    "message": str,
+    "garble": str,
+}
 
 Handler = Callable[[Request], Response]
 
@@ -133,6 +145,7 @@ class StandinServer:
         self.route("GET", "/_standin/stats", lambda req: json_response(200, self.stats()), True)
         self.route("POST", "/_standin/faults", self._post_fault, True)
         self.route("POST", "/_standin/reset", self._post_reset, True)
+        self.route("POST", "/_standin/restart", self._post_restart, True)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -154,6 +167,9 @@ class StandinServer:
 
     def stop(self) -> None:
         """Stop serving and cut open connections, so no handler thread outlives the stand-in."""
+        self._stop_serving()
+
+    def _stop_serving(self) -> None:
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -164,6 +180,15 @@ class StandinServer:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
         self._httpd.server_close()
+
+    def restart(self) -> None:
+        """Go down and come back on the same port having forgotten what a real restart loses."""
+        port = self._httpd.server_address[1]
+        self._stop_serving()
+        with self.lock:
+            self.forget_on_restart()
+        self._httpd = _HTTPServer(port, self)
+        self.start()
 
     # -- routing ------------------------------------------------------------------------------
 
@@ -209,6 +234,9 @@ class StandinServer:
     def reset_counters(self) -> None:
         """Clear the subclass's counters; called with the lock held."""
 
+    def forget_on_restart(self) -> None:
+        """Drop the state a restart of the real service would lose; called with the lock held."""
+
     # -- faults -------------------------------------------------------------------------------
 
     def set_fault(
@@ -233,8 +261,12 @@ class StandinServer:
             kind = kinds.get(name)
             if kind is None or not (type(value) is kind or (kind is float and type(value) is int)):
                 raise ValueError(f"bad fault setting {name}={value!r}")
-        if status is None and not set(extra) & set(self.fault_extras):
-            raise ValueError("a fault needs a status or one of " + ", ".join(self.fault_extras))
+        if status is None and not set(extra) & {*self.fault_extras, "garble"}:
+            raise ValueError(
+                "a fault needs a status or one of garble, " + ", ".join(self.fault_extras)
+            )
+        if "garble" in extra:
+            _check_garble(extra["garble"])
         with self.lock:
             self._faults.append(Fault(target, status, times, endpoint, dict(extra)))
 
@@ -301,6 +333,10 @@ class StandinServer:
         self.reset()
         return Response(204)
 
+    def _post_restart(self, req: Request) -> Response:
+        threading.Thread(target=self.restart, name="stand-in restart", daemon=True).start()
+        return Response(202)
+
     # -- request handling ---------------------------------------------------------------------
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
@@ -336,7 +372,9 @@ class StandinServer:
         if fault is not None:
             raise fault
         self.admit(req)
-        return route.func(req)
+        response = route.func(req)
+        garble = self.take_extra("garble", req)
+        return _garbled(response, garble) if garble else response
 
     def error_response(self, exc: HTTPError) -> Response:
         if exc.body is not None:
@@ -386,3 +424,28 @@ class StandinServer:
     def key_call_counts(self) -> dict[str, int]:
         with self.lock:
             return {key: len(times) for key, times in self._key_calls.items()}
+
+
+def _check_garble(how: str) -> None:
+    if how in ("invalid_json", "html") or re.fullmatch(r"drop:\w+|header:[\w-]+=.*", how):
+        return
+    raise ValueError(f"bad garble {how!r}")
+
+
+def _garbled(response: Response, how: str) -> Response:
+    """The response as a faulty server or a proxy in the way would have sent it."""
+    if how.startswith("header:"):
+        name, _, value = how.removeprefix("header:").partition("=")
+        return Response(response.status, response.body, {**response.headers, name: value})
+    if how == "html":
+        page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+        return Response(200, page, {"Content-Type": "text/html"})
+    body = response.body if isinstance(response.body, bytes) else b""
+    if how == "invalid_json":
+        return Response(response.status, body[: max(1, len(body) // 2)], response.headers)
+    field = how.removeprefix("drop:")
+    doc = json.loads(body or b"{}")
+    for item in [doc, *(doc.get("items") or [])] if isinstance(doc, dict) else []:
+        if isinstance(item, dict):
+            item.pop(field, None)
+    return Response(response.status, json.dumps(doc).encode(), response.headers)

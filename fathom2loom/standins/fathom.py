@@ -17,6 +17,7 @@ import re
 import secrets
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
@@ -125,10 +126,12 @@ class FathomStandin(StandinServer):
         render_seconds: float = 0.0,
         link_ttl_seconds: float = 3600,
         enforce_rate_limit: int | None = None,
+        bandwidth: int | None = None,
     ) -> None:
         super().__init__(port)
         self.page_size = page_size
         self.render_seconds = render_seconds
+        self.bandwidth = bandwidth  # bytes per second per file connection; None: unlimited
         self.link_ttl_seconds = link_ttl_seconds
         self.enforce_rate_limit = enforce_rate_limit
         self._meetings: dict[str, dict[int, _Meeting]] = {}
@@ -202,6 +205,11 @@ class FathomStandin(StandinServer):
     def reset_counters(self) -> None:
         self._bytes_served = self._downloads_requested = self._key_to_storage = 0
         self._windows.clear()
+
+    def forget_on_restart(self) -> None:
+        """Renders and signed links live in memory: a restart loses them (meetings stay)."""
+        self._downloads.clear()
+        self._links.clear()
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -390,7 +398,7 @@ class FathomStandin(StandinServer):
             headers["Content-Range"] = f"bytes {start}-{end - 1}/{link.size}"
         return Response(
             206 if asked else 200,
-            iter_content(link.recording_id, link.size, start, end),
+            _paced(iter_content(link.recording_id, link.size, start, end), self.bandwidth),
             headers,
             length=end - start,
             cut_after=self.take_extra("cut_after_bytes", req) if req.method == "GET" else None,
@@ -400,3 +408,17 @@ class FathomStandin(StandinServer):
     def _served(self, count: int) -> None:
         with self.lock:
             self._bytes_served += count
+
+
+def _paced(pieces: Iterator[bytes], bandwidth: int | None) -> Iterator[bytes]:
+    """The pieces at no more than `bandwidth` bytes per second (one connection's share)."""
+    if not bandwidth:
+        yield from pieces
+        return
+    started, sent = time.monotonic(), 0
+    for piece in pieces:
+        yield piece
+        sent += len(piece)
+        ahead = sent / bandwidth - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)

@@ -107,6 +107,7 @@ class LoomStandin(StandinServer):
         self._uploads: dict[str, _Upload] = {}
         self._created: Counter[str] = Counter()
         self._bytes_received = 0
+        self._tus_requests = self._tus_with_key = 0
         self.route("POST", "/v1/videos", self._create)
         self.route("GET", "/v1/videos/{id}", self._get)
         self.route("DELETE", "/v1/videos/{id}", self._delete)
@@ -151,12 +152,15 @@ class LoomStandin(StandinServer):
         return {
             "videos_created_by_key": dict(self._created),
             "bytes_received": self._bytes_received,
+            "tus_requests": self._tus_requests,
+            "tus_requests_with_key": self._tus_with_key,
             "videos": self.videos(),
         }
 
     def reset_counters(self) -> None:
         self._created.clear()
         self._bytes_received = 0
+        self._tus_requests = self._tus_with_key = 0
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -181,8 +185,12 @@ class LoomStandin(StandinServer):
 
     def admit(self, req: Request) -> None:
         """tus requests may come without a key (the upload URL is the capability), not /v1."""
-        if req.key is None and " /tus/" in req.route:
-            return
+        if " /tus/" in req.route:
+            with self.lock:
+                self._tus_requests += 1
+                self._tus_with_key += req.key is not None
+            if req.key is None:
+                return
         if req.key is None or (self.keys is not None and req.key not in self.keys):
             raise HTTPError(401, "the Loom key was refused")
 
