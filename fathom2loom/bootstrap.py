@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden
 from fathom2loom.local_servers import LocalPocketBase
-from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.schema import (
     REQUIRED_COLLECTIONS,
     SchemaError,
@@ -76,7 +76,12 @@ def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapRep
     missing = set(REQUIRED_COLLECTIONS) - {c["name"] for c in desired}
     if missing:
         raise BootstrapError(f"the migrations do not define {', '.join(sorted(missing))}")
-    stale = outdated_collections(pb.collections(), desired)
+    existing = pb.collections()
+    stale = outdated_collections(existing, desired)
+    if any(c["name"] == "queue" for c in stale) and any(c["name"] == "queue" for c in existing):
+        cancelled = _cancel_active_duplicates(pb)
+        if cancelled:
+            report.did(f"cancelled {cancelled} duplicate active queue rows")
     if stale:
         pb.import_collections(stale)
         report.did("applied migrations to " + ", ".join(c["name"] for c in stale))
@@ -86,6 +91,37 @@ def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapRep
             "collections still differ from the migrations after import: "
             + ", ".join(c["name"] for c in still)
         )
+
+
+def _cancel_active_duplicates(pb: PocketBase) -> int:
+    """What the waits migration does in SQL, through the API: one active row per meeting.
+
+    The unique index it adds cannot be created while two pending or processing rows of a user
+    share a meeting; the row already processing (else the oldest) is kept.
+    """
+    rows = pb.walk("queue", filter='status = "pending" || status = "processing"', per_page=1000)
+    kept: dict[tuple[str, str], Record] = {}
+    extra: list[Record] = []
+    order = sorted(rows, key=lambda r: (r["status"] != "processing", r["queued_at"], r["id"]))
+    for row in order:
+        key = (row["user_id"], row["meeting_id"])
+        if key in kept:
+            extra.append(row)
+        else:
+            kept[key] = row
+    reason = "Cancelled: another transfer of this meeting was already queued"
+    pb.batch(
+        [
+            BatchOp(
+                "PATCH",
+                "queue",
+                id=r["id"],
+                body={"status": "cancelled", "position": 0, "error_message": reason},
+            )
+            for r in extra
+        ]
+    )
+    return len(extra)
 
 
 def _seed_defaults(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:

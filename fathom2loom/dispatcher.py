@@ -38,7 +38,9 @@ __all__ = ["SyncReport", "sync_once"]
 
 log = logging.getLogger(__name__)
 LOCK_KEY, AGAIN_KEY = "f2l:sync:lock", "f2l:sync:again"
-LOCK_SECONDS = 120
+# Short, and renewed while a sync runs: a dispatcher killed mid-sync holds the queue up for
+# seconds, not minutes.
+LOCK_SECONDS = 10
 
 
 @dataclass
@@ -162,8 +164,9 @@ def sync_once(
     """One sync, or None when another is running (which then runs once more for us)."""
     lock = Lease.take(client, LOCK_KEY, LOCK_SECONDS)
     if lock is None:
-        client.set(AGAIN_KEY, 1, ex=LOCK_SECONDS)
+        client.set(AGAIN_KEY, 1, ex=LOCK_SECONDS * 6)
         return None
+    lock.keep_alive()
     try:
         while True:
             client.delete(AGAIN_KEY)

@@ -54,6 +54,11 @@ class Lease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def token(self) -> str:
+        """The holder's proof, for scripts that act only while the lease is theirs."""
+        return self._token
+
     @staticmethod
     def key_for(row_id: str) -> str:
         return f"f2l:lease:queue:{row_id}"

@@ -122,7 +122,9 @@ class LocalPocketBase:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "serve.log"
         command = [str(pocketbase_binary()), "serve", "--http", f"127.0.0.1:{self.port}"]
-        command += ["--dir", str(self.data_dir), "--hooksWatch=false"]
+        # No automigrate: a collection changed through the API must never write a migration file
+        # into the project's pb_migrations.
+        command += ["--dir", str(self.data_dir), "--hooksWatch=false", "--automigrate=false"]
         if self.migrations_dir is not None:
             command += ["--migrationsDir", str(self.migrations_dir)]
         with log.open("ab") as out:

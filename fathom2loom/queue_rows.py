@@ -139,7 +139,13 @@ class QueueRow:
 
 
 def _encode(changes: dict[str, Any]) -> dict[str, Any]:
-    body = {k: (v.to_json() if isinstance(v, TransferState) else v) for k, v in changes.items()}
+    """`QueueRow` attribute names and values as PocketBase fields, stamped with a heartbeat."""
+    body = {
+        ("transfer_state" if name == "state" else name): (
+            value.to_json() if isinstance(value, TransferState) else value
+        )
+        for name, value in changes.items()
+    }
     return {**body, "heartbeat_at": now_iso()}
 
 
@@ -160,7 +166,9 @@ class QueueStore:
         return None if row is None else row.status
 
     def save(self, row: QueueRow, **changes: Any) -> None:
-        """Bookkeeping fields (never the status), also applied to `row` in memory."""
+        """Write `changes` (`QueueRow` attribute names) and apply them to `row` in memory.
+
+        Status changes go through `save_unless_cancelled`."""
         self.pb.update(COLLECTION, row.id, _encode(changes))
         for name, value in changes.items():
             setattr(row, name, value)

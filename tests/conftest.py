@@ -35,8 +35,14 @@ def _start(server: Any) -> Any:
         pytest.exit(str(exc), returncode=3)
 
 
-def start_pocketbase(root: Path, *, migrations: bool = True, superuser: bool = True) -> Any:
-    server = LocalPocketBase(root / "pb_data", DEFAULT_MIGRATIONS_DIR if migrations else None)
+def start_pocketbase(
+    root: Path,
+    *,
+    migrations: bool = True,
+    superuser: bool = True,
+    migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
+) -> Any:
+    server = LocalPocketBase(root / "pb_data", migrations_dir if migrations else None)
     if superuser:
         server.create_superuser(ADMIN_EMAIL, ADMIN_PASSWORD)
     return _start(server)
@@ -208,7 +214,6 @@ def providers(
         fathom_poll_initial_seconds=0.05,
         fathom_poll_max_seconds=0.5,
         loom_chunk_bytes=256 * 1024,
-        download_chunk_bytes=64 * 1024,
     )
     made = Providers.from_settings(
         configured, redis_client, policy=RetryPolicy(attempts=4, backoff_base=0.05, max_sleep=2.0)

@@ -12,9 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from celery import Celery
-
 import redis
+from celery import Celery
 
 from fathom2loom.api_keys import store_keys
 from fathom2loom.inflight import InFlight

@@ -42,6 +42,7 @@ def sink_logger(redis_server: Any, redis_client: redis.Redis) -> Iterator[loggin
     logger.addHandler(handler)
     yield logger
     logger.removeHandler(handler)
+    handler.close()
 
 
 def drain(pb: PocketBase, client: redis.Redis, *loggers: logging.Logger) -> int:
@@ -123,7 +124,7 @@ def test_only_warnings_and_above_from_other_libraries(
     ):
         record = logging.LogRecord(name, level, __file__, 1, f"{name} {level}", (), None)
         handler.handle(record)
-    handler.flush()
+    handler.close()
     drain(pb, redis_client)
     assert sorted(r["msg"] for r in pb.list_all("logs")) == [
         "celery.worker.consumer 30",
@@ -194,8 +195,9 @@ def test_a_flusher_that_dies_mid_batch_loses_and_doubles_nothing(
     sink_logger.handlers[0].flush()
     buffer = LogBuffer(redis_client)
     # A flusher that wrote its batch to PocketBase and died before removing it from Redis
-    assert buffer.lock("dead-1", 60)
-    rows = buffer.take("dead-1", 200)
+    dead = buffer.lock(60)
+    assert dead is not None
+    rows = buffer.take(dead.token, 200)
     assert rows is not None and len(rows) == 200
     _write(pb, rows)
     redis_client.delete("f2l:logs:flush-lock")  # Its lock runs out

@@ -9,6 +9,7 @@ import pytest
 
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.schema import REQUIRED_COLLECTIONS
+from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR as MIGRATIONS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_pocketbase
 
 USERS = "_pb_users_auth_"
@@ -41,6 +42,9 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "bytes_done": ("number", None),
         "bytes_total": ("number", None),
         "heartbeat_at": ("date", None),
+        "next_attempt_at": ("date", None),
+        "wait_reason": ("text", None),
+        "transfer_state": ("json", None),
     },
     "logs": {
         "level": ("select", ["trace", "debug", "info", "warn", "error", "fatal"]),
@@ -61,6 +65,7 @@ TRANSFER_FIELDS = {
     "bytes_total",
     "heartbeat_at",
 }
+WAIT_FIELDS = {"next_attempt_at", "wait_reason", "transfer_state"}
 
 
 def collections_by_name(pb: PocketBase) -> dict[str, dict[str, Any]]:
@@ -117,7 +122,16 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
+    # When the waits migration is reverted, the queue loses its fields and its unique index
+    fresh.migrate("down", "1")
+    queue = restart(fresh, None)["queue"]
+    names = {f["name"] for f in queue["fields"]}
+    assert names.isdisjoint(WAIT_FIELDS) and names >= TRANSFER_FIELDS
+    assert not any("idx_queue_active_meeting" in index for index in queue["indexes"])
+    assert "wait_reason" not in queue["updateRule"]
     # When the transfer-fields migration is reverted, the queue loses just those fields
+    fresh.stop()
+    fresh.migrations_dir = migrations
     fresh.migrate("down", "1")
     queue = restart(fresh, None)["queue"]
     assert {f["name"] for f in queue["fields"]}.isdisjoint(TRANSFER_FIELDS)
@@ -134,3 +148,48 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     fresh.migrations_dir = migrations
     fresh.migrate("up")
     assert_schema(restart(fresh, migrations))
+
+
+def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
+    tmp_path: Path,
+) -> None:
+    # Given a server at the transfer-fields migration, holding two active rows for one meeting
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for path in sorted(MIGRATIONS.glob("*.js")):
+        if not path.name.startswith("1730000002"):
+            (migrations / path.name).write_text(path.read_text())
+    server = start_pocketbase(tmp_path / "server", migrations_dir=migrations)
+    try:
+        with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+            user = pb.create(
+                "users", {"email": "d@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+            )
+            rows = [
+                pb.create(
+                    "queue",
+                    {
+                        "user_id": user["id"],
+                        "meeting_id": "77",
+                        "status": status,
+                        "queued_at": f"2026-11-25 10:0{n}:00.000Z",
+                    },
+                )["id"]
+                for n, status in enumerate(["pending", "processing", "pending", "completed"])
+            ]
+        # When the waits migration is applied
+        server.stop()
+        (migrations / "1730000002_queue_waits.js").write_text(
+            (MIGRATIONS / "1730000002_queue_waits.js").read_text()
+        )
+        server.migrate("up")
+        server.start()
+        with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+            statuses = [pb.get("queue", r)["status"] for r in rows]
+            cancelled = pb.get("queue", rows[0])["error_message"]
+    finally:
+        server.stop()
+    # Expect the processing row kept, the pending duplicates cancelled with a reason, the rest
+    # untouched
+    assert statuses == ["cancelled", "processing", "cancelled", "completed"]
+    assert cancelled == "Cancelled: another transfer of this meeting was already queued"

@@ -17,7 +17,7 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import Settings
 from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import make_settings
-from tests.pipeline import FINAL, MIB, Scenario
+from tests.pipeline import FINAL, MIB, Scenario, video_key
 from tests.workers import CeleryProcess, CeleryWorker
 
 
@@ -144,11 +144,14 @@ def wait_all(scenario: Scenario, rows: list[str], timeout: float = 90) -> None:
         time.sleep(0.2)
 
 
-def assert_one_video_each(loom: LoomStandin, rows: list[str]) -> None:
+def assert_one_video_each(loom: LoomStandin, pb: PocketBase, rows: list[str]) -> None:
+    """Each row's recording made exactly one Loom video, and it is the row's."""
     created = loom.stats()["videos_created_by_key"]
-    assert {f"fathom2loom-queue-{r}": 1 for r in rows} == {
-        k: v for k, v in created.items() if k in {f"fathom2loom-queue-{r}" for r in rows}
-    }
+    for row_id in rows:
+        row = pb.get("queue", row_id)
+        key = video_key(row["user_id"], int(row["meeting_id"]))
+        assert created.get(key) == 1, (row_id, created)
+        assert not any(k.startswith(f"{key}-g") for k in created), (row_id, created)
 
 
 def test_two_beats_and_racing_syncs_transfer_every_row_exactly_once(
@@ -190,7 +193,7 @@ def test_two_beats_and_racing_syncs_transfer_every_row_exactly_once(
         for thread in threads:
             thread.join(30)
         racing.close()
-    assert_one_video_each(loom, rows)
+    assert_one_video_each(loom, scenario.pb, rows)
 
 
 def test_a_row_whose_worker_died_is_rescued(
@@ -208,7 +211,7 @@ def test_a_row_whose_worker_died_is_rescued(
     # When a new worker comes up, the row is sent again once the lease and marker run out
     stack.worker(concurrency=1)
     wait_all(scenario, [row])
-    assert_one_video_each(loom, [row])
+    assert_one_video_each(loom, scenario.pb, [row])
     assert loom.video_sha256(scenario.pb.get("queue", row)["loom_video_id"]) == (
         scenario.fathom.expected_sha256(8500)
     )
@@ -232,7 +235,7 @@ def test_rows_survive_redis_being_flushed(
     # Expect every row to complete once workers run
     stack.worker(concurrency=2)
     wait_all(scenario, rows)
-    assert_one_video_each(loom, rows)
+    assert_one_video_each(loom, scenario.pb, rows)
 
 
 def test_a_new_row_is_picked_up_through_realtime(

@@ -1,4 +1,8 @@
-"""The transfer task in real Celery worker processes, with real PocketBase, Redis and stand-ins."""
+"""The transfer task in real Celery worker processes, with real PocketBase, Redis and stand-ins.
+
+A beat runs beside the worker, as in production: a run that must wait records the wait on its row
+and ends, and the dispatcher sends the row again when it is due. Rows a test sends itself are made
+with `manual=True`, so the test holds that first task's result."""
 
 from __future__ import annotations
 
@@ -14,10 +18,20 @@ from celery import Celery
 
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.providers.loom import LoomClient
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
-from tests.pipeline import BOX, FATHOM_KEY, FINAL, LOOM_KEY, MIB, MakeUser, Scenario
-from tests.workers import CeleryProcess, CeleryWorker
+from tests.pipeline import (
+    BOX,
+    FATHOM_KEY,
+    FINAL,
+    LOOM_KEY,
+    MIB,
+    MakeUser,
+    Scenario,
+    video_key,
+)
+from tests.workers import CeleryBeat, CeleryProcess, CeleryWorker
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +45,31 @@ def worker(
     process.stop()
 
 
+@pytest.fixture(scope="module")
+def beat(
+    worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CeleryProcess]:
+    log = tmp_path_factory.mktemp("beat") / "beat.log"
+    process = CeleryBeat(worker_env, log).start()
+    yield process
+    process.stop()
+
+
 @pytest.fixture(autouse=True)
-def worker_stays_up(worker: CeleryProcess) -> Iterator[None]:
+def processes_stay_up(worker: CeleryProcess, beat: CeleryProcess) -> Iterator[None]:
     yield
-    if not worker.alive():
-        pytest.fail(f"the worker died:\n{worker.log_tail()}")
+    for process in (worker, beat):
+        if not process.alive():
+            pytest.fail(f"a process died:\n{process.log_tail()}")
+
+
+@pytest.fixture
+def providers_for_user(loom: LoomStandin) -> Iterator[LoomClient]:
+    """The user's Loom, as the user would use it (to delete a video, say)."""
+    import httpx
+
+    with httpx.Client(timeout=10) as http:
+        yield LoomClient(LOOM_KEY, http=http, base_url=loom.url)
 
 
 def assert_no_secrets(text: str) -> None:
@@ -47,8 +81,8 @@ def test_a_meeting_moves_from_fathom_to_loom(
     scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
 ) -> None:
     # Given a pending row for a 2 MiB recording that takes a moment to render
-    row_id = scenario.row(7001, size=2 * MIB)
     fathom.set_fault("recording:7001", render_seconds=0.5)
+    row_id = scenario.row(7001, size=2 * MIB, manual=True)
     seen: list[str] = []
     # When the transfer task runs
     result = scenario.send(row_id)
@@ -61,6 +95,7 @@ def test_a_meeting_moves_from_fathom_to_loom(
     assert row["bytes_done"] == row["bytes_total"] == 2 * MIB
     assert loom.video_sha256(row["loom_video_id"]) == fathom.expected_sha256(7001)
     assert result.get(timeout=10)["status"] == "completed"
+    assert loom.stats()["videos_created_by_key"] == {video_key(scenario.user.id, 7001): 1}
 
 
 @pytest.mark.parametrize(
@@ -68,7 +103,11 @@ def test_a_meeting_moves_from_fathom_to_loom(
     [
         ("fathom_401", "Fathom rejected the API key (401): update your Fathom key"),
         ("fathom_403", "ask its owner to share it with you"),
-        ("fathom_404", "Fathom has no recording 7103 for this key (404): check the meeting id"),
+        (
+            "fathom_404",
+            "Fathom has no recording 7103 for this key (404): check the meeting id and the"
+            " Fathom key",
+        ),
         ("fathom_422", "Fathom has no downloadable media for recording 7104 (422)"),
         ("render_failed", "Fathom could not prepare the video (generation failed)"),
         ("loom_401", "Loom rejected the API key (401): update your Loom key"),
@@ -87,7 +126,6 @@ def test_permanent_faults_fail_the_row_at_once(
     meeting: str | int = {"fathom_404": 7103, "fathom_422": 7104}.get(setup, 7100)
     if setup == "bad_meeting_id":
         meeting = "weekly sync"
-    row_id = scenario.row(meeting, add=setup != "fathom_404")
     if setup == "fathom_401":
         fathom.set_fault(f"key:{FATHOM_KEY}", status=401)
     elif setup in ("fathom_403", "fathom_422"):
@@ -104,7 +142,7 @@ def test_permanent_faults_fail_the_row_at_once(
         keys = pb.first("api_keys", filter=f'user_id = "{scenario.user.id}"')
         assert keys is not None
         pb.update("api_keys", keys["id"], {"encrypted_loom": ""})
-    scenario.send(row_id)
+    row_id = scenario.row(meeting, add=setup != "fathom_404")
     row = scenario.finish(row_id)
     assert row["status"] == "failed"
     assert message in row["error_message"]
@@ -115,11 +153,10 @@ def test_permanent_faults_fail_the_row_at_once(
 def test_a_5xx_burst_and_a_429_are_retried_to_completion(
     scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
 ) -> None:
-    row_id = scenario.row(7201)
-    # More 503s than one call retries, so the task itself has to come back later
+    # More 503s than one call retries, so the transfer itself has to try again later
     fathom.set_fault(f"key:{FATHOM_KEY}", status=503, times=6)
     loom.set_fault(f"key:{LOOM_KEY}", status=429, times=1, retry_after=1)
-    scenario.send(row_id)
+    row_id = scenario.row(7201)
     row = scenario.finish(row_id)
     assert row["status"] == "completed", row["error_message"]
     assert row["attempts"] >= 1 and row["error_message"] == ""
@@ -128,9 +165,8 @@ def test_a_5xx_burst_and_a_429_are_retried_to_completion(
 def test_a_fault_that_never_clears_fails_with_the_last_cause(
     scenario: Scenario, fathom: FathomStandin
 ) -> None:
-    row_id = scenario.row(7251)
     fathom.set_fault(f"key:{FATHOM_KEY}", status=502)
-    scenario.send(row_id)
+    row_id = scenario.row(7251)
     row = scenario.finish(row_id)
     assert row["status"] == "failed"
     assert row["error_message"] == (
@@ -143,11 +179,10 @@ def test_a_slow_render_does_not_hold_a_worker_slot(
     scenario: Scenario, fathom: FathomStandin
 ) -> None:
     # Given one worker slot, a recording that renders for 6 s, and a quick one queued after it
-    slow, quick = scenario.row(7301), scenario.row(7302)
     fathom.set_fault("recording:7301", render_seconds=6)
-    scenario.send(slow)
+    slow = scenario.row(7301)
     scenario.wait(slow, lambda r: bool(r["fathom_download_id"]))
-    scenario.send(quick)
+    quick = scenario.row(7302)
     # Expect the quick one to complete while the slow one still waits for Fathom
     assert scenario.finish(quick, timeout=20)["status"] == "completed"
     assert scenario.pb.get("queue", slow)["status"] == "processing"
@@ -157,22 +192,22 @@ def test_a_slow_render_does_not_hold_a_worker_slot(
 def test_cancel_while_waiting_for_fathom(
     scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
 ) -> None:
+    fathom.set_fault("recording:7401", render_seconds=5)
     row_id = scenario.row(7401)
-    fathom.set_fault("recording:7401", render_seconds=2)
-    scenario.send(row_id)
     scenario.wait(row_id, lambda r: bool(r["fathom_download_id"]))
     scenario.cancel(row_id)
-    time.sleep(4)  # Past the render: the task's next poll sees the cancel
+    time.sleep(6)  # Past the render: a run that came now would see the cancel
     row = scenario.pb.get("queue", row_id)
     assert row["status"] == "cancelled" and not row["loom_video_id"]
     assert loom.stats()["videos_created_by_key"] == {}
+    assert row["position"] == 0
 
 
 def test_cancel_while_uploading(
     scenario: Scenario, loom: LoomStandin, celery_client: Celery
 ) -> None:
-    row_id = scenario.row(7501, size=4 * MIB)
     loom.set_fault("*", slow_patch_seconds=0.25)
+    row_id = scenario.row(7501, size=4 * MIB, manual=True)
     result = scenario.send(row_id)
     # Progress shows on the row and in Celery's task state (what Flower displays)
     scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) > 0)
@@ -192,7 +227,7 @@ def test_cancel_while_uploading(
 def test_bad_ciphertexts_fail_clearly_and_leak_nothing(
     scenario: Scenario, pb: PocketBase, make_user: MakeUser, damage: str
 ) -> None:
-    row_id = scenario.row(7600 + ["moved", "tampered", "wrong_key"].index(damage))
+    row_id = scenario.row(7600 + ["moved", "tampered", "wrong_key"].index(damage), manual=True)
     keys = pb.first("api_keys", filter=f'user_id = "{scenario.user.id}"')
     assert keys is not None
     if damage == "moved":
@@ -218,7 +253,7 @@ def test_bad_ciphertexts_fail_clearly_and_leak_nothing(
 
 
 def test_no_key_reaches_redis(scenario: Scenario, worker_env: dict[str, str]) -> None:
-    row_id = scenario.row(7701)
+    row_id = scenario.row(7701, manual=True)
     scenario.send(row_id).get(timeout=30)
     client = redis.Redis.from_url(worker_env["REDIS_URL"])
     for key in client.scan_iter():
@@ -245,30 +280,132 @@ def test_a_worker_killed_mid_upload_resumes_in_a_new_worker(
     tmp_path: Path,
     worker: CeleryProcess,
 ) -> None:
-    # Given a worker of its own, with a short visibility timeout so its message comes back soon
+    # Given a worker of its own (the module's worker stopped), transferring a row slowly
     worker.stop()
-    env = {**worker_env, "CELERY_VISIBILITY_TIMEOUT_SECONDS": "5"}
-    env["CELERY_RESTORE_INTERVAL_SECONDS"] = "1"
-    first = CeleryWorker(env, tmp_path / "first.log").start()
+    first = CeleryWorker(worker_env, tmp_path / "first.log").start()
     size = 6 * MIB
-    row_id = scenario.row(7801, size=size)
     loom.set_fault("*", slow_patch_seconds=0.15)
-    scenario.send(row_id)
-    # When it is killed with SIGKILL halfway through the upload
+    row_id = scenario.row(7801, size=size)
+    # When it is killed with SIGKILL a third of the way through the upload
     scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) >= size // 3)
     first.kill()
     received_at_kill = loom.stats()["bytes_received"]
     loom.set_fault("*", slow_patch_seconds=0.0)
-    second = CeleryWorker(env, tmp_path / "second.log").start()
+    second = CeleryWorker(worker_env, tmp_path / "second.log").start()
     try:
-        # Expect a new worker to finish the row: one Loom video, whole, and only the rest sent
+        # Expect the dispatcher to hand the row to the new worker once the dead one's lease ran
+        # out (3 s here): one Loom video, whole, and only the rest of the bytes sent
         row = scenario.finish(row_id, timeout=60)
         assert row["status"] == "completed", row["error_message"]
-        assert loom.stats()["videos_created_by_key"] == {f"fathom2loom-queue-{row_id}": 1}
+        assert loom.stats()["videos_created_by_key"] == {video_key(scenario.user.id, 7801): 1}
         assert loom.video_sha256(row["loom_video_id"]) == scenario.fathom.expected_sha256(7801)
         sent_after = loom.stats()["bytes_received"] - received_at_kill
         assert 0 < sent_after < size
+        assert row["attempts"] == 1  # The death was counted
     finally:
         second.stop()
         first.stop()
         worker.start()
+
+
+def test_a_stale_download_after_fathom_restarts_is_requested_again(
+    scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
+) -> None:
+    # Given a row waiting on Fathom's render when Fathom's side restarts and forgets it
+    fathom.set_fault("recording:7901", render_seconds=4)
+    row_id = scenario.row(7901)
+    first = scenario.wait(row_id, lambda r: bool(r["next_attempt_at"]))["fathom_download_id"]
+    fathom.restart()
+    # Expect a new download and a completed row: one video
+    row = scenario.finish(row_id)
+    assert row["status"] == "completed", row["error_message"]
+    assert row["fathom_download_id"] != first
+    assert loom.stats()["videos_created_by_key"] == {video_key(scenario.user.id, 7901): 1}
+
+
+@pytest.mark.parametrize("garble", ["invalid_json", "html"])
+def test_an_unreadable_download_status_is_retried_to_completion(
+    scenario: Scenario, fathom: FathomStandin, garble: str
+) -> None:
+    endpoint = "GET /recordings/{id}/downloads/{download_id}"
+    fathom.set_fault("*", endpoint=endpoint, garble=garble, times=2)
+    fathom.set_fault("recording:7951", render_seconds=0.3)
+    row_id = scenario.row(7951)
+    row = scenario.finish(row_id)
+    assert row["status"] == "completed", row["error_message"]
+    assert row["attempts"] == 2
+
+
+def test_an_unreadable_download_status_that_persists_fails_the_row(
+    scenario: Scenario, fathom: FathomStandin
+) -> None:
+    endpoint = "GET /recordings/{id}/downloads/{download_id}"
+    fathom.set_fault("*", endpoint=endpoint, garble="invalid_json")
+    row_id = scenario.row(7952)
+    row = scenario.finish(row_id)
+    assert row["status"] == "failed"
+    assert row["error_message"] == (
+        "Fathom sent a download's status we cannot read (not JSON: application/json)"
+        " (gave up after 4 attempts): retry later"
+    )
+
+
+def test_a_meeting_missing_a_field_still_moves(
+    scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
+) -> None:
+    fathom.set_fault("*", endpoint="GET /meetings", garble="drop:recording_start_time")
+    row_id = scenario.row(7961)
+    row = scenario.finish(row_id)
+    assert row["status"] == "completed", row["error_message"]
+    assert loom._videos[row["loom_video_id"]].title == "Fathom recording 7961"
+
+
+def test_the_loom_video_deleted_under_a_running_row_is_made_again(
+    scenario: Scenario, fathom: FathomStandin, loom: LoomStandin, providers_for_user: Any
+) -> None:
+    loom.set_fault("*", slow_patch_seconds=0.1)
+    row_id = scenario.row(7971, size=3 * MIB)
+    first = scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) > 0)["loom_video_id"]
+    providers_for_user.delete_video(first)
+    loom.set_fault("*", slow_patch_seconds=0.0)
+    row = scenario.finish(row_id)
+    assert row["status"] == "completed", row["error_message"]
+    assert row["loom_video_id"] != first
+    assert loom.video_sha256(row["loom_video_id"]) == fathom.expected_sha256(7971)
+    deleted = {v["id"]: v["deleted"] for v in loom.videos()}
+    assert deleted[first] and not deleted[row["loom_video_id"]]
+    key = video_key(scenario.user.id, 7971)
+    assert loom.stats()["videos_created_by_key"] == {key: 1, f"{key}-g1": 1}
+
+
+def test_a_write_pocketbase_refuses_fails_the_row(scenario: Scenario, pb: PocketBase) -> None:
+    queue = pb.request("GET", "/api/collections/queue")
+    original = [dict(f) for f in queue["fields"]]
+    narrowed = [dict(f, max=1000) if f["name"] == "bytes_total" else f for f in original]
+    pb.request("PATCH", "/api/collections/queue", json={"fields": narrowed})
+    try:
+        row_id = scenario.row(7981)
+        row = scenario.finish(row_id)
+    finally:
+        pb.request("PATCH", "/api/collections/queue", json={"fields": original})
+    assert row["status"] == "failed"
+    assert "bytes_total" in row["error_message"]
+    assert row["error_message"].endswith("ask the operator to check the queue collection")
+
+
+def test_a_run_past_its_soft_time_limit_is_counted_and_resumed(
+    scenario: Scenario, loom: LoomStandin
+) -> None:
+    # Given a run allowed 3 s (time limits travel in the message), for a longer upload
+    loom.set_fault("*", slow_patch_seconds=0.3)
+    row_id = scenario.row(7991, size=6 * MIB, manual=True)
+    scenario.celery.send_task(
+        "fathom2loom.transfer", args=[row_id], queue="transfers", soft_time_limit=3, time_limit=30
+    )
+    # Expect the limit to end that run with a counted attempt, and the next run to finish
+    row = scenario.wait(row_id, lambda r: r["attempts"] >= 1, timeout=30)
+    assert row["status"] == "processing"
+    loom.set_fault("*", slow_patch_seconds=0.0)
+    row = scenario.finish(row_id, timeout=60)
+    assert row["status"] == "completed", row["error_message"]
+    assert scenario.fathom.expected_sha256(7991) == loom.video_sha256(row["loom_video_id"])

@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from fathom2loom.lease import release_if_held
+from fathom2loom.lease import Lease
 
 __all__ = ["LogBuffer", "PushResult", "encode"]
 
@@ -139,11 +139,9 @@ class LogBuffer:
 
     # -- the flusher's side ---------------------------------------------------------------
 
-    def lock(self, token: str, seconds: float) -> bool:
-        return bool(self._redis.set(LOCK, token, nx=True, px=int(seconds * 1000)))
-
-    def unlock(self, token: str) -> None:
-        release_if_held(self._redis, LOCK, token)
+    def lock(self, seconds: float) -> Lease | None:
+        """The flusher's lock (its `token` goes to `take` and `ack`), or None when held."""
+        return Lease.take(self._redis, LOCK, seconds)
 
     def take(self, token: str, n: int) -> list[dict[str, Any]] | None:
         """Up to `n` records in processing (leftovers first); None if the lock was lost."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,7 +22,7 @@ from fathom2loom.pocketbase.dates import now_iso
 __all__ = ["FlushReport", "flush_logs"]
 
 log = logging.getLogger(__name__)
-LOCK_SECONDS = 60.0
+LOCK_SECONDS = 10.0  # Renewed while the flush runs: a killed flusher blocks others briefly.
 
 
 @dataclass
@@ -61,9 +60,11 @@ def flush_logs(
     pb: PocketBase, buffer: LogBuffer, *, batch_size: int, max_seconds: float = 10.0
 ) -> FlushReport | None:
     """Drain the buffer into `logs`; None when another flusher holds the lock."""
-    token = uuid.uuid4().hex
-    if not buffer.lock(token, LOCK_SECONDS):
+    lock = buffer.lock(LOCK_SECONDS)
+    if lock is None:
         return None
+    lock.keep_alive()
+    token = lock.token
     report, started = FlushReport(), time.monotonic()
     try:
         while time.monotonic() - started < max_seconds:
@@ -90,6 +91,6 @@ def flush_logs(
                 }
             )
     finally:
-        buffer.unlock(token)
+        lock.release()
         report.seconds = time.monotonic() - started
     return report

@@ -56,6 +56,7 @@ class RedisLogHandler(logging.Handler):
         self._retained: deque[tuple[int, tuple[str, str]]] = deque(maxlen=backlog)
         self._epoch: str | None = None
         self._wake = threading.Event()
+        self._stopped = threading.Event()
         self._push_lock = threading.Lock()
         self._buffer: LogBuffer | None = None
         self._thread: threading.Thread | None = None
@@ -85,7 +86,7 @@ class RedisLogHandler(logging.Handler):
 
     def _pusher(self) -> None:
         checked = 0.0
-        while True:
+        while not self._stopped.is_set():
             self._wake.wait(CHECK_SECONDS)
             self._wake.clear()
             ok = self._push_queued()
@@ -153,7 +154,10 @@ class RedisLogHandler(logging.Handler):
             self._push_queued()
 
     def close(self) -> None:
+        """Push what is queued and stop: a closed handler keeps and re-sends nothing."""
         self.flush()
+        self._stopped.set()
+        self._wake.set()
         super().close()
 
 

@@ -1,0 +1,113 @@
+"""Drills with real processes: Redis restarted empty in the middle of a run.
+
+The stack here has Redis of its own (so restarting it touches no other test): a beat and two
+workers, transfers under way, then Redis is killed and comes back with nothing in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from fathom2loom.local_servers import LocalRedis
+from fathom2loom.logsink.handler import RedisLogHandler
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.standins.fathom import FathomStandin
+from fathom2loom.standins.loom import LoomStandin
+from tests.pipeline import FINAL, MIB, Scenario, video_key
+from tests.workers import CeleryBeat, CeleryProcess, CeleryWorker
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    server = LocalRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def restart_empty(server: LocalRedis, down_seconds: float) -> None:
+    """Kill Redis (no persistence: everything in it is lost) and start it on the same port."""
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(10)
+    time.sleep(down_seconds)
+    server.start()
+
+
+def test_redis_restarted_empty_mid_run(
+    scenario: Scenario,
+    worker_env: dict[str, str],
+    own_redis: LocalRedis,
+    tmp_path: Path,
+    fathom: FathomStandin,
+    loom: LoomStandin,
+    pb: PocketBase,
+) -> None:
+    # Given a beat and two workers on a Redis of their own, with six transfers under way
+    env = {**worker_env, "REDIS_URL": own_redis.url, "TRANSFER_MAX_ATTEMPTS": "8"}
+    processes: list[CeleryProcess] = [
+        CeleryBeat(env, tmp_path / "beat.log"),
+        CeleryWorker(env, tmp_path / "w1.log", concurrency=2, name="w1"),
+        CeleryWorker(env, tmp_path / "w2.log", concurrency=2, name="w2"),
+    ]
+    sink = RedisLogHandler(own_redis.url)
+    logger = logging.getLogger("tasks.drill")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(sink)
+    try:
+        for process in processes:
+            process.start()
+        loom.set_fault("*", slow_patch_seconds=0.2)
+        rows = [scenario.row(9100 + n, size=3 * MIB) for n in range(6)]
+        scenario.wait(rows[0], lambda r: (r["bytes_done"] or 0) > 0, timeout=30)
+        # And log records that reached Redis but not yet PocketBase
+        for n in range(200):
+            logger.info("drill record %d", n)
+        sink.flush()
+        # When Redis dies and comes back empty a few seconds later
+        restart_empty(own_redis, down_seconds=3)
+        loom.set_fault("*", slow_patch_seconds=0.0)
+        # Expect every row to complete, with one Loom video each
+        deadline = time.monotonic() + 120
+        while True:
+            states = [pb.get("queue", r) for r in rows]
+            if all(s["status"] in FINAL for s in states) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert [s["status"] for s in states] == ["completed"] * 6, [
+            (s["status"], s["error_message"]) for s in states
+        ]
+        created = loom.stats()["videos_created_by_key"]
+        for n in range(6):
+            assert created[video_key(scenario.user.id, 9100 + n)] == 1
+        # And every process still up
+        for process in processes:
+            assert process.alive(), process.log_tail()
+        # And no log record lost: the drill's and each transfer's own
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            logs = list(pb.list_all("logs", fields="msg,metadata,component", per_page=1000))
+            drill = {r["msg"] for r in logs if r["msg"].startswith("drill record")}
+            done = {
+                r["metadata"].get("row_id")
+                for r in logs
+                if r["component"] == "transfer" and "completed" in r["msg"]
+            }
+            if len(drill) == 200 and set(rows) <= done:
+                break
+            time.sleep(0.5)
+        assert len(drill) == 200 and set(rows) <= done
+        # And the beat is leading again: its lock and schedule are back in the new Redis
+        client = redis.Redis.from_url(own_redis.url)
+        assert client.exists("redbeat::lock") and client.exists("redbeat::schedule")
+        client.close()
+    finally:
+        logger.removeHandler(sink)
+        sink.close()
+        for process in processes:
+            process.stop()
