@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.servers import PASSWORD, local_stack
 from fathom2loom.dispatcher import sync_once
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.pocketbase.realtime import RealtimeListener
 from fathom2loom.pocketbase.dates import now_iso
+from fathom2loom.pocketbase.realtime import RealtimeListener
 from fathom2loom.settings import Settings
 
 
