@@ -14,6 +14,7 @@ from kombu import Queue
 
 from beat_schedule import beat_schedule
 from fathom2loom.settings import ConfigError, Settings, get_settings
+from tasks import redis_transport
 
 __all__ = ["app", "celery_config"]
 
@@ -84,6 +85,7 @@ def _settings_or_exit() -> Settings:
         raise SystemExit(2) from None
 
 
+redis_transport.install()
 app = Celery(
     "fathom2loom",
     include=[

@@ -6,7 +6,8 @@ extend a lock that is gone and, with no schedule left, would never tick again. T
 - treats any Redis error in a tick as "try again in a moment" (the process stays up);
 - takes the lock back when nobody holds it (standing by when another beat took over), also when
   beat started while Redis was down and never got it;
-- puts the static schedule back when it is missing.
+- puts the static schedule back when it is missing, and starts even while Redis is down;
+- stops cleanly (SIGTERM) while Redis is down.
 """
 
 from __future__ import annotations
@@ -66,3 +67,17 @@ class HealingRedBeatScheduler(RedBeatScheduler):  # type: ignore[misc]
         except RuntimeError:
             pass  # As RedBeat does: the schedule changed under us; next tick sees it.
         return float(min([*remaining, self.max_interval]))
+
+    def setup_schedule(self) -> None:
+        try:  # Runs in __init__: Redis being away at start would end beat; a tick installs it.
+            super().setup_schedule()
+        except RedisError as exc:
+            log.warning(
+                "beat: Redis unreachable (%s); schedule installed later", type(exc).__name__
+            )
+
+    def close(self) -> None:
+        try:  # RedBeat's close asks Redis whether the lock is still ours.
+            super().close()
+        except RedisError:
+            self.lock = None

@@ -71,7 +71,7 @@ def test_redis_restarted_empty_mid_run(
         sink.flush()
         # When Redis dies and comes back empty a few seconds later
         restart_empty(own_redis, down_seconds=3)
-        loom.set_fault("*", slow_patch_seconds=0.0)
+        loom.clear_faults()
         # Expect every row to complete, with one Loom video each
         deadline = time.monotonic() + 120
         while True:

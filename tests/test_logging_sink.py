@@ -18,9 +18,11 @@ import redis
 
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.errors import PocketBaseUnavailable
+from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.buffer import PROCESSING, LogBuffer
+from fathom2loom.logsink.context import bind, log_context
 from fathom2loom.logsink.flush import _write, flush_logs
-from fathom2loom.logsink.handler import RedisLogHandler
+from fathom2loom.logsink.handler import CHECK_SECONDS, RedisLogHandler
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.redact import secret_scope
 from fathom2loom.settings import Settings
@@ -273,3 +275,67 @@ def test_celery_processes_install_the_sink(settings: Settings, redis_server: Any
     client = redis.Redis.from_url(redis_server.url)
     assert b"from celery" in b"".join(client.lrange("f2l:logs:high", 0, -1))
     client.close()
+
+
+def test_a_crash_inside_a_transfer_is_logged_with_its_row_and_user(
+    pb: PocketBase, redis_client: redis.Redis, sink_logger: logging.Logger
+) -> None:
+    user = pb.create(
+        "users", {"email": "crash@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+    )
+    task_id = "3f2a1b4c-1d2e-4f5a-9b8c-7d6e5f4a3b2c"
+    # Given a record logged while a transfer runs (its row bound first, then its user)
+    with log_context(row_id="row123456789012"):
+        bind(user_id=user["id"], meeting_id="4242")
+        try:
+            raise KeyError("boom")
+        except KeyError:
+            sink_logger.exception("Task fathom2loom.transfer[%s] raised unexpected", task_id)
+    sink_logger.info("after the run")
+    drain(pb, redis_client, sink_logger)
+    rows = {r["msg"]: r for r in pb.list_all("logs")}
+    crash = rows[f"Task fathom2loom.transfer[{task_id}] raised unexpected"]
+    # Expect the row and user on the crash's record (the task id readable), and on no other
+    assert crash["user_id"] == user["id"]
+    assert crash["metadata"]["row_id"] == "row123456789012"
+    assert crash["metadata"]["meeting_id"] == "4242" and crash["metadata"]["exc_type"] == "KeyError"
+    assert (
+        rows["after the run"]["user_id"] == "" and "row_id" not in rows["after the run"]["metadata"]
+    )
+
+
+def test_records_outlive_redis_restarting_empty(
+    pb: PocketBase, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    # Given records a process pushed into a Redis that then dies before any flush
+    own = LocalRedis(tmp_path / "redis").start()
+    handler = RedisLogHandler(own.url)
+    logger = logging.getLogger("tasks.restart")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        for n in range(300):
+            logger.info("kept %d", n)
+        handler.flush()
+        client = redis.Redis.from_url(own.url)
+        assert client.llen("f2l:logs:low") == 300
+        assert own.process is not None
+        own.process.kill()
+        own.process.wait(10)
+        own.start()  # Empty, on the same port
+        # When the process notices (within a few seconds) and a flusher runs
+        deadline = time.monotonic() + 10
+        while client.llen("f2l:logs:low") < 300 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        drain(pb, client)
+        # Expect every record in PocketBase, once
+        messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
+        assert sorted(messages) == sorted(f"kept {n}" for n in range(300))
+        # And once PocketBase has them, the process forgets them (nothing sent a third time)
+        time.sleep(CHECK_SECONDS * 2.5)
+        assert not handler._retained
+        client.close()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        own.stop()

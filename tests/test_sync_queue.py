@@ -207,7 +207,7 @@ def test_a_row_whose_worker_died_is_rescued(
     doomed = stack.worker(concurrency=1)
     scenario.wait(row, lambda r: (r["bytes_done"] or 0) > 0)
     doomed.kill()
-    loom.set_fault("*", slow_patch_seconds=0.0)
+    loom.clear_faults()
     # When a new worker comes up, the row is sent again once the lease and marker run out
     stack.worker(concurrency=1)
     wait_all(scenario, [row])

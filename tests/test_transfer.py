@@ -290,7 +290,7 @@ def test_a_worker_killed_mid_upload_resumes_in_a_new_worker(
     scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) >= size // 3)
     first.kill()
     received_at_kill = loom.stats()["bytes_received"]
-    loom.set_fault("*", slow_patch_seconds=0.0)
+    loom.clear_faults()
     second = CeleryWorker(worker_env, tmp_path / "second.log").start()
     try:
         # Expect the dispatcher to hand the row to the new worker once the dead one's lease ran
@@ -367,7 +367,7 @@ def test_the_loom_video_deleted_under_a_running_row_is_made_again(
     row_id = scenario.row(7971, size=3 * MIB)
     first = scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) > 0)["loom_video_id"]
     providers_for_user.delete_video(first)
-    loom.set_fault("*", slow_patch_seconds=0.0)
+    loom.clear_faults()
     row = scenario.finish(row_id)
     assert row["status"] == "completed", row["error_message"]
     assert row["loom_video_id"] != first
@@ -405,7 +405,7 @@ def test_a_run_past_its_soft_time_limit_is_counted_and_resumed(
     # Expect the limit to end that run with a counted attempt, and the next run to finish
     row = scenario.wait(row_id, lambda r: r["attempts"] >= 1, timeout=30)
     assert row["status"] == "processing"
-    loom.set_fault("*", slow_patch_seconds=0.0)
+    loom.clear_faults()
     row = scenario.finish(row_id, timeout=60)
     assert row["status"] == "completed", row["error_message"]
     assert scenario.fathom.expected_sha256(7991) == loom.video_sha256(row["loom_video_id"])

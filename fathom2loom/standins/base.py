@@ -313,6 +313,11 @@ class StandinServer:
             faults = [asdict(f) for f in self._faults]
             return {"calls": dict(self.calls), "faults": faults, **self.extra_stats()}
 
+    def clear_faults(self) -> None:
+        """Disarm every fault; keep counters and data."""
+        with self.lock:
+            self._faults.clear()
+
     def reset(self) -> None:
         """Clear faults and counters; keep the data (keys, meetings, videos)."""
         with self.lock:

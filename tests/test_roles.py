@@ -1,0 +1,91 @@
+"""Each process needs only the secrets of its role: real worker, beat and Flower processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fathom2loom.local_servers import LocalRedis, free_port
+from fathom2loom.settings import Settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.workers import ROOT, CeleryBeat, CeleryWorker
+
+
+@pytest.fixture
+def role_env(settings: Settings, redis_server: LocalRedis) -> dict[str, str]:
+    """PocketBase's superuser but no PB_ENCRYPTION_KEY, and no .env to fall back on."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
+    env.update(
+        PB_URL=settings.pb_url,
+        PB_ADMIN_EMAIL=ADMIN_EMAIL,
+        PB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        REDIS_URL=redis_server.url.replace("/0", "/3"),
+    )
+    return env
+
+
+def test_a_transfer_worker_without_the_encryption_key_stops_and_says_why(
+    role_env: dict[str, str],
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "worker", "-c", "1"],
+        env=role_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "fathom2loom: configuration error: PB_ENCRYPTION_KEY is not set" in done.stderr
+
+
+def test_beat_and_a_dispatch_worker_start_without_it(
+    role_env: dict[str, str], tmp_path: Path
+) -> None:
+    beat = CeleryBeat(role_env, tmp_path / "beat.log")
+    dispatch = CeleryWorker(role_env, tmp_path / "dispatch.log")
+    dispatch.args += ["-Q", "dispatch"]
+    try:
+        beat.start()
+        dispatch.start()
+        time.sleep(1)
+        assert beat.alive() and dispatch.alive()
+    finally:
+        beat.stop()
+        dispatch.stop()
+
+
+def test_flower_starts_with_redis_alone(role_env: dict[str, str], tmp_path: Path) -> None:
+    env = {k: v for k, v in role_env.items() if not k.startswith("PB_")}
+    port = free_port()
+    log = (tmp_path / "flower.log").open("wb")
+    command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "flower"]
+    flower = subprocess.Popen(
+        [*command, f"--port={port}", "--address=127.0.0.1"],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert flower.poll() is None, (tmp_path / "flower.log").read_text()
+            assert time.monotonic() < deadline, "Flower did not answer"
+            time.sleep(0.2)
+    finally:
+        os.killpg(flower.pid, 15)
+        flower.wait(10)
+        log.close()
