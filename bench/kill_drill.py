@@ -17,7 +17,6 @@ in-flight marker run out after `TRANSFER_LEASE_SECONDS`, and the next sync sends
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -26,33 +25,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.servers import PASSWORD, local_stack
+from bench.servers import PASSWORD, local_stack, stack_env
 from fathom2loom.api_keys import store_keys
 from fathom2loom.keybox import KeyBox
 from fathom2loom.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
-from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
 from fathom2loom.transfer.loom_video import idempotency_key
 
 FATHOM_KEY, LOOM_KEY = "drill-fathom-key-0001", "drill-loom-key-0001"
-
-
-def stack_env(settings: Settings, fathom: FathomStandin, loom: LoomStandin) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
-    env.update(
-        PB_URL=settings.pb_url,
-        PB_ADMIN_EMAIL=settings.admin_email,
-        PB_ADMIN_PASSWORD=settings.admin_password,
-        PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
-        REDIS_URL=settings.redis_url,
-        FATHOM_BASE_URL=fathom.url,
-        LOOM_BASE_URL=loom.url,
-        FATHOM_POLL_INITIAL_SECONDS="0.5",
-    )
-    return env
 
 
 def drill_once(
@@ -109,7 +92,7 @@ def main() -> None:
         fathom = FathomStandin(page_size=50).start()
         loom = LoomStandin(storage_dir=Path(tmp) / "loom").start()
         fathom.add_key(FATHOM_KEY)
-        env = stack_env(settings, fathom, loom)
+        env = {**stack_env(settings, fathom.url, loom.url), "FATHOM_POLL_INITIAL_SECONDS": "0.5"}
         processes = [CeleryBeat(env, Path(tmp) / "beat.log")]
         workers = [CeleryWorker(env, Path(tmp) / f"w{n}.log", name=f"w{n}") for n in range(2)]
         pb = PocketBase.from_settings(settings)

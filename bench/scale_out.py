@@ -14,7 +14,6 @@ in the same run. The split column is how many transfers each worker process fini
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.servers import PASSWORD, local_stack
+from bench.servers import PASSWORD, local_stack, stack_env
 from fathom2loom.api_keys import store_keys
 from fathom2loom.keybox import KeyBox
 from fathom2loom.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
@@ -49,20 +48,6 @@ LAYOUTS = [
     Layout("4 processes x 1 slot", (1, 1, 1, 1), 4),
     Layout("one user's 16, 4 x 1", (1, 1, 1, 1), 1),
 ]
-
-
-def stack_env(settings: Settings, fathom: FathomStandin, loom: LoomStandin) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
-    env.update(
-        PB_URL=settings.pb_url,
-        PB_ADMIN_EMAIL=settings.admin_email,
-        PB_ADMIN_PASSWORD=settings.admin_password,
-        PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
-        REDIS_URL=settings.redis_url,
-        FATHOM_BASE_URL=fathom.url,
-        LOOM_BASE_URL=loom.url,
-    )
-    return env
 
 
 def users(pb: PocketBase, settings: Settings, fathom: FathomStandin, count: int) -> list[str]:
@@ -146,7 +131,7 @@ def main() -> None:
             bandwidth=int(args.bandwidth_mb * 1_000_000),
         ).start()
         loom = LoomStandin(storage_dir=Path(tmp) / "loom").start()
-        env = stack_env(settings, fathom, loom)
+        env = stack_env(settings, fathom.url, loom.url)
         beat = CeleryBeat(env, Path(tmp) / "beat.log").start()
         pb = PocketBase.from_settings(settings)
         results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import sys
@@ -46,3 +47,18 @@ def local_stack(**overrides: Any) -> Iterator[Settings]:
         finally:
             pocketbase.stop()
             store.stop()
+
+
+def stack_env(settings: Settings, fathom_url: str, loom_url: str) -> dict[str, str]:
+    """The environment of the bench's Celery processes: its servers, the stand-ins, defaults."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
+    env.update(
+        PB_URL=settings.pb_url,
+        PB_ADMIN_EMAIL=settings.admin_email,
+        PB_ADMIN_PASSWORD=settings.admin_password,
+        PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
+        REDIS_URL=settings.redis_url,
+        FATHOM_BASE_URL=fathom_url,
+        LOOM_BASE_URL=loom_url,
+    )
+    return env
