@@ -46,12 +46,12 @@ def seed_demo(pb: PocketBase, settings: Settings, fathom_key: str, loom_key: str
 
 def queue_status(pb: PocketBase, user_id: str) -> str:
     """A small table of a user's rows: meeting, status, position, progress."""
-    lines = [f"{'meeting':>8} {'status':<11} {'pos':>4} {'progress':>9}  loom"]
+    lines = [f"{'meeting':>8} {'status':<11} {'pos':>4} {'progress':>9}  loom / what it waits for"]
     rows = pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user_id), sort="meeting_id")
     for row in rows:
         total, done = row.get("bytes_total") or 0, row.get("bytes_done") or 0
         progress = f"{100 * done / total:.0f}%" if total else "-"
-        detail = row.get("loom_url") or row.get("error_message") or ""
+        detail = row.get("loom_url") or row.get("error_message") or row.get("wait_reason") or ""
         lines.append(
             f"{row['meeting_id']:>8} {row['status']:<11} {row.get('position') or 0:>4}"
             f" {progress:>9}  {detail}"
