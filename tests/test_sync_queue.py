@@ -65,6 +65,39 @@ def test_positions_are_the_dispatch_order_and_one_meeting_goes_early(
     assert set(dispatched) == {*backlog, single}
 
 
+def test_a_retried_row_loses_its_old_end_at_the_next_sync(
+    scenario: Scenario, redis_client: redis.Redis, settings: Settings
+) -> None:
+    # Given a failed row the user sets back to pending (the rules let them change only status)
+    row = scenario.row(8150)
+    scenario.pb.update(
+        "queue",
+        row,
+        {"status": "failed", "completed_at": "2026-11-25 10:00:00.000Z", "error_message": "x"},
+    )
+    retried = scenario.user.call(
+        "PATCH", scenario.user.records("queue", row), json={"status": "pending"}
+    )
+    assert retried.status_code == 200, retried.text
+    # When the dispatcher syncs (no slot free, so the row stays pending)
+    config = dispatcher_settings(settings, dispatch_max_in_flight=1)
+    scenario.pb.create(
+        "queue",
+        {
+            "id": "someotherrow123",
+            "user_id": scenario.user.id,
+            "meeting_id": "8151",
+            "status": "processing",
+        },
+    )
+    InFlight(redis_client).claim("someotherrow123", 60)
+    sync_once(scenario.pb, redis_client, config, send=lambda row_id: None)
+    # Expect the old end gone while it waits, and a place in line
+    stored = scenario.pb.get("queue", row)
+    assert stored["status"] == "pending" and stored["position"] == 1
+    assert stored["completed_at"] == "" and stored["error_message"] == ""
+
+
 def test_overlapping_syncs_never_send_a_row_twice(
     scenario: Scenario, redis_client: redis.Redis, settings: Settings
 ) -> None:
