@@ -4,7 +4,12 @@ UV := $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format typecheck venv clean
+# Runs docker-compose.yml for real where no image registry is reachable: installs the Docker
+# engine and compose from Debian packages and builds a local base image (the workplace's copy of
+# the tool when it is there, else the one vendored in tools/).
+COMPOSE_LOCAL := $(firstword $(wildcard ../shared/tools/compose-local.sh) tools/compose-local.sh)
+
+.PHONY: run test compose-test lint format typecheck venv clean
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -18,6 +23,10 @@ run: venv ## the whole stack locally (sandbox mode when no real keys are configu
 
 test: venv ## the test suite against real PocketBase, Redis and Celery processes
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+compose-test: venv ## the compose stack for real: sandbox profile, 3 workers, end to end
+	bash $(COMPOSE_LOCAL) prepare
+	$(VENV)/bin/python compose/e2e.py; status=$$?; bash $(COMPOSE_LOCAL) stop-daemon; exit $$status
 
 lint: venv
 	$(VENV)/bin/ruff check .

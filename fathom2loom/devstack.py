@@ -24,7 +24,13 @@ from typing import Any
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.local_servers import LocalPocketBase, LocalRedis, stop_process_group
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.sandbox import DEMO_EMAIL, queue_status, seed_demo
+from fathom2loom.sandbox import (
+    DEMO_EMAIL,
+    SANDBOX_FATHOM_KEY,
+    SANDBOX_LOOM_KEY,
+    queue_status,
+    seed_demo,
+)
 from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
 
 __all__ = ["run_dev_stack"]
@@ -34,8 +40,6 @@ DEV_REDIS_PORT = int(os.environ.get("DEV_REDIS_PORT", "6380"))
 DEV_FATHOM_PORT = int(os.environ.get("DEV_FATHOM_PORT", "8091"))
 DEV_LOOM_PORT = int(os.environ.get("DEV_LOOM_PORT", "8092"))
 DEV_FLOWER_PORT = int(os.environ.get("DEV_FLOWER_PORT", "5555"))
-SANDBOX_FATHOM_KEY = "sandbox-fathom-key"
-SANDBOX_LOOM_KEY = "sandbox-loom-key"
 
 
 def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -62,16 +66,19 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
 def _dev_credentials(state: Path) -> dict[str, str]:
     """Configured credentials win; otherwise generate them once and keep them in dev.env."""
     env_file = state / "dev.env"
-    if not env_file.exists():
-        env_file.write_text(
-            "PB_ADMIN_EMAIL=admin@fathom2loom.local\n"
-            f"PB_ADMIN_PASSWORD={secrets.token_urlsafe(18)}\n"
-            f"PB_ENCRYPTION_KEY={secrets.token_hex(32)}\n"
-        )
+    defaults = {
+        "PB_ADMIN_EMAIL": "admin@fathom2loom.local",
+        "PB_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "PB_ENCRYPTION_KEY": secrets.token_hex(32),
+        "FLOWER_BASIC_AUTH": f"admin:{secrets.token_urlsafe(12)}",
+    }
+    text = env_file.read_text() if env_file.exists() else ""
+    kept = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    missing = {key: value for key, value in defaults.items() if key not in kept}
+    if missing:  # A dev.env from an older checkout gets what it lacks.
+        env_file.write_text(text + "".join(f"{k}={v}\n" for k, v in missing.items()))
         env_file.chmod(0o600)
-    generated = dict(
-        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
-    )
+    generated = {**kept, **missing}
     return {key: os.environ.get(key) or value for key, value in generated.items()}
 
 
@@ -80,6 +87,19 @@ def _celery(kind: list[str], env: dict[str, str], log: Path) -> subprocess.Popen
     with log.open("ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "tasks.celery_app", *kind],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _flower(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Flower behind the generated login (`fathom2loom flower` refuses to start without one)."""
+    with log.open("ab") as out:
+        flower = [sys.executable, "-m", "fathom2loom.cli", "flower"]
+        return subprocess.Popen(
+            [*flower, f"--port={DEV_FLOWER_PORT}", "--address=127.0.0.1"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -103,14 +123,14 @@ def _celery_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _start_celery(settings: Settings, logs: Path) -> list[subprocess.Popen[bytes]]:
+def _start_celery(
+    settings: Settings, logs: Path, flower_login: str
+) -> list[subprocess.Popen[bytes]]:
     env = _celery_env(settings)
     return [
         _celery(["worker", "--concurrency", "2", "--loglevel", "INFO"], env, logs / "worker.log"),
         _celery(["beat", "--loglevel", "INFO"], env, logs / "beat.log"),
-        _celery(
-            ["flower", f"--port={DEV_FLOWER_PORT}", "--address=127.0.0.1"], env, logs / "flower.log"
-        ),
+        _flower({**env, "FLOWER_BASIC_AUTH": flower_login}, logs / "flower.log"),
     ]
 
 
@@ -142,12 +162,13 @@ def run_dev_stack(state_dir: str) -> int:
             **providers,
         )
         print(bootstrap(settings), flush=True)
-        children += _start_celery(settings, state)
+        children += _start_celery(settings, state, credentials["FLOWER_BASIC_AUTH"])
         print(
             f"PocketBase  {pocketbase.url}/_/  (superuser {settings.pb_admin_email};"
             f" password in {state / 'dev.env'} unless set in the environment)\n"
             f"Redis       {redis.url}\n"
-            f"Flower      http://127.0.0.1:{DEV_FLOWER_PORT}/\n"
+            f"Flower      http://127.0.0.1:{DEV_FLOWER_PORT}/  (login FLOWER_BASIC_AUTH in"
+            f" {state / 'dev.env'})\n"
             f"Celery      worker (2 slots), beat; logs in {state}",
             flush=True,
         )

@@ -60,6 +60,12 @@ class CeleryProcess:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(10)
 
+    def terminate(self) -> None:
+        """SIGTERM the main process only, as `docker stop` does (PID 1 of the container)."""
+        if self.alive():
+            assert self.process is not None
+            self.process.terminate()
+
     def stop(self, grace: float = 10) -> None:
         if not self.alive():
             return

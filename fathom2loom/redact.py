@@ -8,13 +8,14 @@ long random-looking strings. The second layer catches what nobody registered.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["MASK", "redact", "redact_value", "secret_scope"]
+__all__ = ["MASK", "RedactingFilter", "redact", "redact_value", "secret_scope"]
 
 MASK = "[redacted]"
 _secrets: ContextVar[tuple[str, ...]] = ContextVar("fathom2loom_secrets", default=())
@@ -89,3 +90,19 @@ def redact_value(value: Any, key: str = "") -> Any:
     if isinstance(value, list | tuple):
         return [redact_value(v) for v in value]
     return value
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in a record's message and traceback before any handler writes it out.
+
+    Put on the console handlers of every process (worker, beat), so stdout and container logs are
+    as clean as the `logs` collection.
+    """
+
+    _formatter = logging.Formatter()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(self._formatter.formatException(record.exc_info))
+        return True

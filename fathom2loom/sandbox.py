@@ -10,9 +10,11 @@ from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import Settings
 
-__all__ = ["DEMO_EMAIL", "queue_status", "seed_demo"]
+__all__ = ["DEMO_EMAIL", "SANDBOX_FATHOM_KEY", "SANDBOX_LOOM_KEY", "queue_status", "seed_demo"]
 
 DEMO_EMAIL = "demo@fathom2loom.local"
+SANDBOX_FATHOM_KEY = "sandbox-fathom-key"
+SANDBOX_LOOM_KEY = "sandbox-loom-key"
 DEMO_MEETINGS = [str(n) for n in range(1001, 1006)]
 
 

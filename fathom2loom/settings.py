@@ -33,8 +33,13 @@ __all__ = [
     "load_settings",
 ]
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MIGRATIONS_DIR = PROJECT_ROOT / "pb_migrations"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# A checkout has pb_migrations/ beside the package; an installed wheel carries them inside it.
+DEFAULT_MIGRATIONS_DIR = next(
+    (d for d in (PROJECT_ROOT / "pb_migrations", PACKAGE_DIR / "pb_migrations") if d.is_dir()),
+    PROJECT_ROOT / "pb_migrations",
+)
 ENCRYPTION_KEY_BYTES = 32
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

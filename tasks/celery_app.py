@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from celery import Celery
 from kombu import Queue
@@ -42,6 +43,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_cancel_long_running_tasks_on_connection_loss": True,
         "broker_connection_retry": True,
         "broker_connection_max_retries": None,
+        # A stopped worker hands its rows back within a chunk (tasks.lifecycle); should a run
+        # not end, a cold shutdown still gives it this long before it is cut off.
+        "worker_soft_shutdown_timeout": 10.0,
+        "worker_enable_soft_shutdown_on_idle": True,
         "broker_transport_options": transport,
         "result_backend_transport_options": {
             "visibility_timeout": settings.celery_visibility_timeout_seconds
@@ -71,9 +76,27 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "fathom2loom.flush_logs": {"queue": "dispatch"},
         },
         "beat_scheduler": "tasks.scheduler:HealingRedBeatScheduler",
-        "redbeat_redis_url": settings.redis_url,
+        **_redbeat_connection(settings.redis_url),
         "beat_max_loop_interval": 5,
         "redbeat_lock_timeout": 30,
+    }
+
+
+def _redbeat_connection(redis_url: str) -> dict[str, Any]:
+    """redbeat's Redis, with the password as an option rather than in the URL.
+
+    Celery masks the broker URL and option values named like secrets wherever it shows its
+    configuration (Flower's worker page), but not other URLs.
+    """
+    parts = urlsplit(redis_url)
+    if not parts.password:
+        return {"redbeat_redis_url": redis_url}
+    host = parts.hostname or ""
+    netloc = f"{parts.username}@{host}" if parts.username else host
+    netloc += f":{parts.port}" if parts.port else ""
+    return {
+        "redbeat_redis_url": urlunsplit(parts._replace(netloc=netloc)),
+        "redbeat_redis_options": {"password": unquote(parts.password)},
     }
 
 

@@ -6,23 +6,46 @@
   needs neither.
 - A worker that takes transfers announces its slots while it lives (`fathom2loom.workers`), so
   the dispatcher sends no more than the fleet can run, and leaves at a clean shutdown.
+- A worker told to stop (SIGTERM: `docker-compose stop`, a scale-down) tells its pool children
+  at once (SIGUSR2, which Celery leaves free in them); a running transfer then hands its row back
+  at the next chunk (the upload offset stays on the tus server), so the worker exits within
+  seconds and another worker continues the row, instead of holding it until it is killed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 from typing import Any
 
-from celery.signals import beat_init, celeryd_init, worker_ready, worker_shutdown
+from celery.signals import (
+    beat_init,
+    celeryd_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from fathom2loom.settings import NEEDS_ALL, NEEDS_POCKETBASE, ConfigError, get_settings
 from fathom2loom.workers import WorkerPresence
 from tasks.context import redis_client
 
-__all__: list[str] = []
+__all__ = ["shutting_down"]
 
 TRANSFERS = "transfers"
+SHUTDOWN_SIGNAL = signal.SIGUSR2
 _presence: list[WorkerPresence] = []
+_controllers: list[Any] = []
+_stopping = threading.Event()
+
+
+def shutting_down() -> bool:
+    """In a pool child: the worker it belongs to has been told to stop."""
+    return _stopping.is_set()
 
 
 def _require(*needs: str) -> None:
@@ -52,8 +75,24 @@ def _check_beat_settings(**_: Any) -> None:
     _require(*NEEDS_POCKETBASE)
 
 
+@worker_process_init.connect
+def _listen_for_shutdown(**_: Any) -> None:
+    signal.signal(SHUTDOWN_SIGNAL, lambda signum, frame: _stopping.set())
+
+
+@worker_shutting_down.connect
+def _hand_rows_back(**_: Any) -> None:
+    """Runs in the main process as it starts a shutdown: stop taking slots, tell the children."""
+    _leave()
+    for controller in _controllers:
+        for pid in controller.pool.info.get("processes", []):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, SHUTDOWN_SIGNAL)
+
+
 @worker_ready.connect
 def _announce(sender: Any, **_: Any) -> None:
+    _controllers.append(sender.controller)
     consume_from = sender.app.amqp.queues.consume_from
     if consume_from is not None and TRANSFERS not in consume_from:
         return

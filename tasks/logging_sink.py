@@ -1,8 +1,9 @@
 """The log sink's Celery side: the flush task beat runs, and the handler every process installs.
 
 The handler (`fathom2loom.logsink.handler`) is attached to the root logger of workers, beat and
-the CLI; the flush task drains the Redis buffer into PocketBase's `logs` in batches
-(`fathom2loom.logsink.flush`).
+the CLI, and the console handlers get the same redaction, so stdout (container logs) holds no
+key, token, password or signed URL either. The flush task drains the Redis buffer into
+PocketBase's `logs` in batches (`fathom2loom.logsink.flush`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from celery.signals import after_setup_logger
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
 from fathom2loom.logsink.handler import install_log_sink
+from fathom2loom.redact import RedactingFilter
 from fathom2loom.settings import get_settings
 from tasks.celery_app import app
 from tasks.context import get_context
@@ -25,6 +27,9 @@ __all__ = ["flush_log_buffer"]
 
 @after_setup_logger.connect
 def _install(logger: logging.Logger, **_: Any) -> None:
+    """The console handlers Celery set up mask secrets too; then the sink joins them."""
+    for handler in logger.handlers:
+        handler.addFilter(RedactingFilter())
     settings = get_settings()
     install_log_sink(settings.redis_url, settings.log_buffer_max_records, logger)
 

@@ -5,7 +5,8 @@ lease (one run per row at a time) and keeps the row's in-flight marker alive whi
 dispatcher knows the row has a live worker; both run out within `TRANSFER_LEASE_SECONDS` if the
 worker dies, and the dispatcher sends the row again. When the run ends (done, or a wait recorded
 on the row) it releases both and asks for a sync, so the freed slot gets the next row at once and
-the waiting row goes again when due. Only the row id travels in the message; keys are read and
+the waiting row goes again when due. A worker told to stop makes the run hand its row back at the
+next chunk (`tasks.lifecycle`). Only the row id travels in the message; keys are read and
 decrypted in the run, in memory.
 """
 
@@ -25,6 +26,7 @@ from fathom2loom.transfer import Done, RunControl, Step, Wait, run_transfer
 from fathom2loom.wakeups import request_sync
 from tasks.celery_app import app
 from tasks.context import get_context
+from tasks.lifecycle import shutting_down
 
 __all__ = ["transfer"]
 
@@ -50,9 +52,8 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     step: Step = Done("stopped")
     try:
         with log_context(row_id=row_id):
-            step = run_transfer(
-                row_id, ctx.transfer_ports(), RunControl(lease.lost.is_set, progress)
-            )
+            control = RunControl(lease.lost.is_set, progress, shutting_down)
+            step = run_transfer(row_id, ctx.transfer_ports(), control)
     except Exception:  # PocketBase or Redis away at the edges of a run: the row is rescued.
         log.exception("transfer %s: the run could not finish its bookkeeping", row_id)
     finally:

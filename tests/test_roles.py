@@ -61,31 +61,85 @@ def test_beat_and_a_dispatch_worker_start_without_it(
         dispatch.stop()
 
 
-def test_flower_starts_with_redis_alone(role_env: dict[str, str], tmp_path: Path) -> None:
+def test_flower_refuses_to_start_without_a_login(role_env: dict[str, str]) -> None:
+    env = {k: v for k, v in role_env.items() if not k.startswith(("PB_", "FLOWER_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "fathom2loom.cli", "flower", "--port=1"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "FLOWER_BASIC_AUTH is not set" in done.stderr
+
+
+def test_flower_serves_behind_its_login_with_redis_alone(
+    role_env: dict[str, str], tmp_path: Path
+) -> None:
+    # Given Flower with a login, no PocketBase settings at all, and a password in REDIS_URL
+    password = "flower-login-password"
     env = {k: v for k, v in role_env.items() if not k.startswith("PB_")}
+    env["FLOWER_BASIC_AUTH"] = f"ops:{password}"
     port = free_port()
     log = (tmp_path / "flower.log").open("wb")
-    command = [sys.executable, "-m", "celery", "-A", "tasks.celery_app", "flower"]
     flower = subprocess.Popen(
-        [*command, f"--port={port}", "--address=127.0.0.1"],
+        [
+            sys.executable,
+            "-m",
+            "fathom2loom.cli",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+        ],
         env=env,
         cwd=ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthcheck", timeout=1).status_code == 200:
+                if httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             assert flower.poll() is None, (tmp_path / "flower.log").read_text()
             assert time.monotonic() < deadline, "Flower did not answer"
             time.sleep(0.2)
+        # Expect its pages and API closed without the login, open with it
+        for path in ("/", "/workers", "/api/workers"):
+            assert httpx.get(f"{base}{path}", timeout=5).status_code == 401, path
+        assert httpx.get(f"{base}/workers", auth=("ops", password), timeout=5).status_code == 200
     finally:
         os.killpg(flower.pid, 15)
         flower.wait(10)
         log.close()
+    assert password not in (tmp_path / "flower.log").read_text()
+
+
+def test_configuration_shown_by_workers_masks_the_redis_password(
+    role_env: dict[str, str],
+) -> None:
+    # What Flower's worker page shows is the worker's censored configuration table
+    env = {**role_env, "REDIS_URL": "redis://:redis-pass-1234567@127.0.0.1:6379/0"}
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tasks.celery_app import app; from celery.app.utils import filter_hidden_settings;"
+            " print(filter_hidden_settings(app.conf.table(with_defaults=True)))",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert "redis-pass-1234567" not in shown.stdout
+    assert "redbeat_redis_url" in shown.stdout

@@ -273,6 +273,17 @@ def test_no_key_reaches_redis(scenario: Scenario, worker_env: dict[str, str]) ->
     client.close()
 
 
+def test_the_workers_own_log_holds_no_secret(scenario: Scenario, worker: CeleryProcess) -> None:
+    # Given a transfer that completed (it requested, polled and streamed a signed URL)
+    row_id = scenario.row(7711, manual=True)
+    scenario.send(row_id).get(timeout=30)
+    # Expect stdout (what `docker-compose logs` shows) to hold no key, signed URL or request line
+    text = worker.log_tail(10**7)
+    assert "completed: Loom video" in text
+    for shape in (FATHOM_KEY, LOOM_KEY, "/_files/", "HTTP Request:"):
+        assert shape not in text, shape
+
+
 def test_a_worker_killed_mid_upload_resumes_in_a_new_worker(
     scenario: Scenario,
     loom: LoomStandin,
@@ -302,6 +313,42 @@ def test_a_worker_killed_mid_upload_resumes_in_a_new_worker(
         sent_after = loom.stats()["bytes_received"] - received_at_kill
         assert 0 < sent_after < size
         assert row["attempts"] == 1  # The death was counted
+    finally:
+        second.stop()
+        first.stop()
+        worker.start()
+
+
+def test_a_worker_told_to_stop_hands_its_row_back_at_once(
+    scenario: Scenario,
+    loom: LoomStandin,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+    worker: CeleryProcess,
+) -> None:
+    # Given a worker of its own in the middle of a slow upload, and another one idle
+    worker.stop()
+    first = CeleryWorker(worker_env, tmp_path / "first.log").start()
+    size = 6 * MIB
+    loom.set_fault("*", slow_patch_seconds=0.3)
+    row_id = scenario.row(7851, size=size)
+    scenario.wait(row_id, lambda r: (r["bytes_done"] or 0) > 0)
+    second = CeleryWorker(worker_env, tmp_path / "second.log").start()
+    try:
+        # When the first is told to stop (SIGTERM to its main process, as `docker stop` does)
+        first.terminate()
+        assert first.process is not None
+        first.process.wait(15)  # It exits within a chunk or two, not when the upload is done
+        held = scenario.pb.get("queue", row_id)
+        assert held["bytes_done"] < size
+        # Expect the row handed back cleanly (no attempt counted) and finished by the second
+        loom.clear_faults()
+        row = scenario.finish(row_id, timeout=30)
+        assert row["status"] == "completed", row["error_message"]
+        assert row["attempts"] == 0
+        assert loom.stats()["videos_created_by_key"] == {video_key(scenario.user.id, 7851): 1}
+        assert loom.video_sha256(row["loom_video_id"]) == scenario.fathom.expected_sha256(7851)
+        assert "handed back" in first.log_tail(20000)
     finally:
         second.stop()
         first.stop()

@@ -25,9 +25,11 @@ import redis
 from fathom2loom.logsink.buffer import LogBuffer, encode
 from fathom2loom.logsink.records import to_row
 
-__all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink"]
+__all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink", "quiet_libraries"]
 
 OWN_LOGGERS = ("fathom2loom", "tasks", "__main__")
+# Libraries whose INFO lines carry URLs (httpx logs every request line, signed URLs included).
+CHATTY_LIBRARIES = ("httpx", "httpcore")
 PUSH_BATCH = 500
 CHECK_SECONDS = 1.0
 NOT_PUSHED = 2**62  # the sequence number of a kept row whose push is not known to have landed
@@ -161,6 +163,12 @@ class RedisLogHandler(logging.Handler):
         super().close()
 
 
+def quiet_libraries() -> None:
+    """Keep request-line chatter out of every log stream, at any level an operator would use."""
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def install_log_sink(
     redis_url: str, max_records: int, root: logging.Logger | None = None
 ) -> RedisLogHandler:
@@ -171,6 +179,7 @@ def install_log_sink(
             return handler
     handler = RedisLogHandler(redis_url, max_records=max_records)
     root.addHandler(handler)
+    quiet_libraries()
     for name in ("fathom2loom", "tasks"):
         logging.getLogger(name).setLevel(logging.INFO)
     return handler

@@ -20,6 +20,10 @@ FIRST_RECORDING_ID = 1001
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m fathom2loom.standins", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument(
+        "--public-host", help="the name clients reach this host by (links the stand-ins hand out)"
+    )
     parser.add_argument("--fathom-port", type=int, default=0)
     parser.add_argument("--loom-port", type=int, default=0)
     parser.add_argument("--seed-key", help="a Fathom API key to create and give meetings to")
@@ -44,10 +48,14 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    serve = {"host": args.host, "public_host": args.public_host}
     fathom = FathomStandin(
-        port=args.fathom_port, render_seconds=args.render_seconds, bandwidth=args.bandwidth or None
+        port=args.fathom_port,
+        render_seconds=args.render_seconds,
+        bandwidth=args.bandwidth or None,
+        **serve,
     )
-    loom = LoomStandin(port=args.loom_port)
+    loom = LoomStandin(port=args.loom_port, **serve)
     try:
         fathom.start()
         loom.start()

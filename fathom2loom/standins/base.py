@@ -96,10 +96,10 @@ def rate_limit_headers(retry_after: int, limit: int) -> dict[str, str]:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, port: int, standin: StandinServer) -> None:
+    def __init__(self, host: str, port: int, standin: StandinServer) -> None:
         self.standin = standin
         self.open_sockets: set[socket.socket] = set()
-        super().__init__(("127.0.0.1", port), _RequestHandler)
+        super().__init__((host, port), _RequestHandler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.standin.lock:
@@ -134,14 +134,19 @@ class StandinServer:
     subject_prefix: ClassVar[str] = ""
     fault_extras: ClassVar[dict[str, type]] = {}  # fault setting -> the type its value has
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(
+        self, port: int = 0, *, host: str = "127.0.0.1", public_host: str | None = None
+    ) -> None:
+        """Serve on `host:port`; `public_host` is the name clients use (another container's)."""
+        self.host = host
+        self.public_host = public_host or ("127.0.0.1" if host in ("0.0.0.0", "") else host)
         self.lock = threading.RLock()
         self._routes: list[_Route] = []
         self._faults: list[Fault] = []
         self.calls: Counter[str] = Counter()  # "METHOD /route/{template}" -> requests
         self._key_calls: defaultdict[str, list[float]] = defaultdict(list)
         self._thread: threading.Thread | None = None
-        self._httpd = _HTTPServer(port, self)
+        self._httpd = _HTTPServer(host, port, self)
         self.route("GET", "/_standin/stats", lambda req: json_response(200, self.stats()), True)
         self.route("POST", "/_standin/faults", self._post_fault, True)
         self.route("POST", "/_standin/reset", self._post_reset, True)
@@ -151,7 +156,7 @@ class StandinServer:
 
     @property
     def root_url(self) -> str:
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        return f"http://{self.public_host}:{self._httpd.server_address[1]}"
 
     @property
     def url(self) -> str:
@@ -187,7 +192,7 @@ class StandinServer:
         self._stop_serving()
         with self.lock:
             self.forget_on_restart()
-        self._httpd = _HTTPServer(port, self)
+        self._httpd = _HTTPServer(self.host, port, self)
         self.start()
 
     # -- routing ------------------------------------------------------------------------------

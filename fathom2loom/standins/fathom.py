@@ -127,8 +127,9 @@ class FathomStandin(StandinServer):
         link_ttl_seconds: float = 3600,
         enforce_rate_limit: int | None = None,
         bandwidth: int | None = None,
+        **serve: Any,
     ) -> None:
-        super().__init__(port)
+        super().__init__(port, **serve)
         self.page_size = page_size
         self.render_seconds = render_seconds
         self.bandwidth = bandwidth  # bytes per second per file connection; None: unlimited

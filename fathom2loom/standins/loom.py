@@ -94,8 +94,9 @@ class LoomStandin(StandinServer):
         processing_seconds: float = 0.0,
         keys: set[str] | None = None,
         max_size_bytes: int = 5 << 30,
+        **serve: Any,
     ) -> None:
-        super().__init__(port)
+        super().__init__(port, **serve)
         self._tmp = TemporaryDirectory(prefix="loom-standin-") if storage_dir is None else None
         self.storage_dir = Path(self._tmp.name) if self._tmp else Path(str(storage_dir))
         self.storage_dir.mkdir(parents=True, exist_ok=True)

@@ -1,12 +1,15 @@
-"""An upload's progress, told to the row and the task, and the two reasons to stop it early."""
+"""An upload's progress, told to the row and the task, and the reasons to stop it early."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from fathom2loom.queue_rows import QueueRow, QueueStore, Status
+
+if TYPE_CHECKING:
+    from fathom2loom.transfer.run import RunControl
 
 __all__ = ["CANCEL_CHECK_SECONDS", "Progress"]
 
@@ -18,15 +21,14 @@ class Progress:
     """Throttled progress writes (row and task state) and the stop checks made before each chunk.
 
     A cancel is seen within `CANCEL_CHECK_SECONDS` of the user's write; a lost lease (another
-    worker may own the row now, or Redis is unreachable) at once.
+    worker may own the row now, or Redis is unreachable) and a worker shutting down at once.
     """
 
     rows: QueueStore
     row: QueueRow
     total: int
     interval: float
-    lease_lost: Callable[[], bool]
-    on_progress: Callable[[int, int], None]
+    control: RunControl
     last_write: float = 0.0
     last_check: float = 0.0
     stopped_by: str = field(default="")
@@ -37,11 +39,14 @@ class Progress:
             return
         self.last_write = now
         self.rows.save(self.row, bytes_done=done, bytes_total=self.total)
-        self.on_progress(done, self.total)
+        self.control.on_progress(done, self.total)
 
     def should_stop(self) -> bool:
-        if self.lease_lost():
+        if self.control.lease_lost():
             self.stopped_by = "lease"
+            return True
+        if self.control.shutting_down():
+            self.stopped_by = "shutdown"
             return True
         now = time.monotonic()
         if now - self.last_check >= CANCEL_CHECK_SECONDS:

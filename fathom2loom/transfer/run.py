@@ -57,6 +57,7 @@ __all__ = ["RunControl", "TransferPorts", "run_transfer"]
 
 log = logging.getLogger("fathom2loom.transfer")
 UPLOADABLE = ("awaiting_upload", "uploading")
+HANDED_BACK = "handed back by a worker that shut down: another worker continues"
 
 
 @dataclass
@@ -71,10 +72,12 @@ class TransferPorts:
 
 @dataclass
 class RunControl:
-    """The caller's side of a run: is the lease still ours, and where progress is reported."""
+    """The caller's side of a run: is the lease still ours, is the worker shutting down (then
+    the row is handed back at the next chunk), and where progress is reported."""
 
     lease_lost: Callable[[], bool] = field(default=lambda: False)
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
+    shutting_down: Callable[[], bool] = field(default=lambda: False)
 
 
 def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None = None) -> Step:
@@ -116,7 +119,7 @@ class _Run:
             step = self._attempt(row)
             if isinstance(step, Done):
                 return step
-            if slept + step.seconds > inline:
+            if slept + step.seconds > inline or self.control.shutting_down():
                 return self._defer(row, step)
             if self.control.lease_lost():
                 return Done("stopped")
@@ -231,9 +234,9 @@ class _Run:
             row,
             file.file_size_bytes,
             self.settings.transfer_progress_interval_seconds,
-            self.control.lease_lost,
-            self.control.on_progress,
+            self.control,
         )
+        log.info("transfer %s: uploading to Loom video %s", row.id, video.id)
         try:
             loom.upload(
                 video,
@@ -246,6 +249,9 @@ class _Run:
                 self._delete_unfinished(loom, video.id)
                 log.info("transfer %s cancelled mid-upload", row.id)
                 return Done(Status.CANCELLED)
+            if progress.stopped_by == "shutdown":
+                log.info("transfer %s handed back: its worker is shutting down", row.id)
+                return Wait(0.0, HANDED_BACK)
             log.warning("transfer %s stopped: its lease was lost", row.id)
             return Done("stopped")
         except UploadGone:

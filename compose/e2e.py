@@ -1,0 +1,264 @@
+"""`make compose-test`: the compose stack, for real, end to end, with the sandbox profile.
+
+Run on the host, with Docker and docker-compose ready (`make compose-test` prepares them). It
+brings up docker-compose.yml with three workers and the sandbox, then checks what an operator
+relies on:
+
+1. the sandbox's meetings reach `completed`;
+2. scaling the workers down to one in the middle of the transfers loses no row and makes no
+   second Loom video, and every row a stopped worker held resumes within 15 s;
+3. the seed's `./pocketbase migrate` and `migrate down` work in `pb_global`;
+4. Flower answers 401 without credentials, and with them shows no password or key;
+5. `docker-compose logs` of every service holds no API key, signed URL or password.
+
+Secrets are generated for the run and passed to compose through the environment; everything is
+torn down (volumes included) at the end, also on failure.
+
+    .venv/bin/python compose/e2e.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "f2l-e2e"
+SANDBOX_KEYS = ("sandbox-fathom-key", "sandbox-loom-key")
+DEMO_EMAIL = "demo@fathom2loom.local"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.flower_password = secrets.token_urlsafe(16)
+        self.env = {
+            **os.environ,
+            "PB_ADMIN_EMAIL": "admin@e2e.test",
+            "PB_ADMIN_PASSWORD": secrets.token_urlsafe(18),
+            "PB_ENCRYPTION_KEY": secrets.token_hex(32),
+            "REDIS_PASSWORD": secrets.token_urlsafe(18),
+            "FLOWER_BASIC_AUTH": f"ops:{self.flower_password}",
+            "WORKER_CONCURRENCY": "5",  # One worker alone can take every row back.
+            "PB_PORT": str(free_port()),
+            "FLOWER_PORT": str(free_port()),
+            "SANDBOX_FATHOM_PORT": str(free_port()),
+            "SANDBOX_LOOM_PORT": str(free_port()),
+        }
+        self.secrets = [
+            self.env[name] for name in ("PB_ADMIN_PASSWORD", "PB_ENCRYPTION_KEY", "REDIS_PASSWORD")
+        ] + [self.flower_password, *SANDBOX_KEYS]
+
+    def compose(self, *args: str, check: bool = True, stdin: str | None = None) -> str:
+        command = ["docker-compose", "-p", PROJECT, "--profile", "sandbox", *args]
+        done = subprocess.run(
+            command, cwd=ROOT, env=self.env, input=stdin, capture_output=True, text=True
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout + done.stderr
+
+    def url(self, port_variable: str) -> str:
+        return f"http://127.0.0.1:{self.env[port_variable]}"
+
+
+class PocketBaseView:
+    """The superuser's view of PocketBase through its published port."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.http = httpx.Client(base_url=stack.url("PB_PORT"), timeout=10)
+        login = self.http.post(
+            "/api/collections/_superusers/auth-with-password",
+            json={
+                "identity": stack.env["PB_ADMIN_EMAIL"],
+                "password": stack.env["PB_ADMIN_PASSWORD"],
+            },
+        )
+        login.raise_for_status()
+        self.http.headers["Authorization"] = login.json()["token"]
+
+    def demo_rows(self) -> list[dict[str, Any]]:
+        users = self.http.get(
+            "/api/collections/users/records", params={"filter": f'email = "{DEMO_EMAIL}"'}
+        ).json()["items"]
+        if not users:
+            return []
+        found = self.http.get(
+            "/api/collections/queue/records",
+            params={"filter": f'user_id = "{users[0]["id"]}"', "perPage": 50, "sort": "meeting_id"},
+        )
+        items: list[dict[str, Any]] = found.json()["items"]
+        return items
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def holders(stack: Stack) -> dict[str, str]:
+    """Which worker container last started uploading each row (from the workers' own logs)."""
+    found: dict[str, str] = {}
+    for line in stack.compose("logs", "--no-color", "worker").splitlines():
+        match = re.match(r"(\S+)\s+\|.* transfer (\w+): uploading to Loom", line)
+        if match:
+            found[match.group(2)] = match.group(1)
+    return found
+
+
+def check_scale_down(stack: Stack, pb: PocketBaseView) -> None:
+    """Scale 3 workers down to 1 while the two that stop hold uploads: their rows go on."""
+    say("waiting for uploads under way on the workers that will stop")
+
+    def under_way_on_stopping_workers() -> dict[str, dict[str, Any]]:
+        held = holders(stack)
+        return {
+            r["id"]: r
+            for r in pb.demo_rows()
+            if r["status"] == "processing"
+            and 0 < (r["bytes_done"] or 0) < (r["bytes_total"] or 1)
+            and held.get(r["id"], "").startswith(("worker_2", "worker_3"))
+        }
+
+    moving = wait_for("an upload on worker 2 or 3", under_way_on_stopping_workers, timeout=240)
+    say(f"scaling down to one worker; {len(moving)} uploads under way on the two that stop")
+    stopped_at = time.monotonic()
+    stack.compose("up", "-d", "--no-recreate", "--scale", "worker=1", "worker")
+    say(f"two workers stopped in {time.monotonic() - stopped_at:.1f} s")
+
+    def went_on(row_id: str) -> bool:
+        row = next(r for r in pb.demo_rows() if r["id"] == row_id)
+        return row["status"] == "completed" or (
+            not row["wait_reason"] and (row["bytes_done"] or 0) > moving[row_id]["bytes_done"]
+        )
+
+    for row_id, row in moving.items():
+        left = 15 - (time.monotonic() - stopped_at)
+        wait_for(f"meeting {row['meeting_id']} to go on", lambda r=row_id: went_on(r), left, 0.2)
+        after = time.monotonic() - stopped_at
+        say(f"meeting {row['meeting_id']} went on {after:.1f} s after the stop")
+    for row in pb.demo_rows():
+        assert row["status"] in ("pending", "processing", "completed"), row
+
+
+def check_completed_once(stack: Stack, pb: PocketBaseView) -> None:
+    rows = wait_for(
+        "all demo rows completed",
+        lambda: (rows := pb.demo_rows()) and all(r["status"] == "completed" for r in rows) and rows,
+        timeout=300,
+        every=1,
+    )
+    assert len(rows) == 5, rows
+    stats = httpx.get(f"{stack.url('SANDBOX_LOOM_PORT')}/_standin/stats", timeout=10).json()
+    made = stats["videos_created_by_key"]
+    assert len(made) == 5 and set(made.values()) == {1}, made
+    assert {r["loom_video_id"] for r in rows} == {v["id"] for v in stats["videos"]}
+    say("all 5 sandbox meetings completed, one Loom video each")
+
+
+def check_migrations(stack: Stack) -> None:
+    up = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate")
+    down = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate", "down", stdin="y\n")
+    assert "Reverted" in down and "1730000002_queue_waits.js" in down, down
+    again = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate", "up")
+    assert "1730000002_queue_waits.js" in again, again
+    stack.compose("restart", "pb_global")  # The server reads the collections it caches again.
+    say(f"./pocketbase migrate: {up.strip().splitlines()[-1]!r}; migrate down and up: ok")
+
+
+def check_flower(stack: Stack) -> None:
+    base = stack.url("FLOWER_PORT")
+    wait_for("Flower", lambda: _answers(f"{base}/healthcheck"), timeout=60)
+    for path in ("/", "/workers", "/tasks", "/api/workers", "/api/tasks"):
+        assert httpx.get(f"{base}{path}", timeout=10).status_code == 401, path
+    auth = ("ops", stack.flower_password)
+    pages = [
+        httpx.get(f"{base}{path}", auth=auth, timeout=20, follow_redirects=True)
+        for path in ("/", "/workers", "/tasks", "/broker", "/api/workers?refresh=1", "/api/tasks")
+    ]
+    assert all(page.status_code == 200 for page in pages), [p.status_code for p in pages]
+    workers = pages[4].json()
+    for name in workers:
+        pages.append(httpx.get(f"{base}/worker/{name}", auth=auth, timeout=20))
+    text = "\n".join(page.text for page in pages)
+    leaked = [s for s in stack.secrets if s in text]
+    assert not leaked, f"Flower shows {len(leaked)} secret(s)"
+    say(f"Flower: 401 without a login; {len(pages)} pages with it, no secret on any")
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def check_logs(stack: Stack) -> None:
+    logs = stack.compose("logs", "--no-color")
+    leaked = [s for s in stack.secrets if s in logs]
+    assert not leaked, f"the logs hold {len(leaked)} secret(s)"
+    for shape in ("/_files/", "X-Amz-", "HTTP Request:"):
+        assert shape not in logs, f"the logs hold {shape!r}"
+    say(f"docker-compose logs: {len(logs.splitlines())} lines, no key, password or signed URL")
+
+
+def main() -> int:
+    stack = Stack()
+    started = time.monotonic()
+    try:
+        say("building and starting the stack (sandbox profile, 3 workers)")
+        stack.compose("build")
+        stack.compose("up", "-d", "--scale", "worker=3")
+        pb = wait_for("PocketBase", lambda: _login(stack), timeout=120)
+        check_scale_down(stack, pb)
+        check_completed_once(stack, pb)
+        check_migrations(stack)
+        check_flower(stack)
+        check_logs(stack)
+        say(f"compose end to end: passed in {time.monotonic() - started:.0f} s")
+        return 0
+    except Exception:
+        print(stack.compose("ps", check=False), file=sys.stderr)
+        print(
+            stack.compose("logs", "--no-color", "--tail=60", check=False)[-20000:], file=sys.stderr
+        )
+        raise
+    finally:
+        stack.compose("down", "-v", "--remove-orphans", check=False)
+
+
+def _login(stack: Stack) -> PocketBaseView | None:
+    try:
+        return PocketBaseView(stack)
+    except httpx.HTTPError:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())
