@@ -22,6 +22,7 @@ COPY fathom2loom ./fathom2loom
 COPY tasks ./tasks
 COPY beat_schedule.py ./
 COPY pb_migrations ./pb_migrations
+COPY pb_hooks ./pb_hooks
 RUN uv sync --frozen --no-dev --no-editable && cd / \
     && /opt/venv/bin/python -c "import beat_schedule, tasks.celery_app; \
 from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR as d; \

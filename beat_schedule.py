@@ -10,7 +10,10 @@ from typing import Any
 
 from fathom2loom.settings import Settings
 
-__all__ = ["beat_schedule"]
+__all__ = ["KEY_CHECK_SECONDS", "beat_schedule"]
+
+# Saved keys are checked at once on a wake-up (PocketBase realtime); this sweep is the safety net.
+KEY_CHECK_SECONDS = 60.0
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -21,6 +24,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": interval,
             # A tick nobody picked up in time is dropped: the next one does the same work.
             "options": {"queue": "dispatch", "expires": max(interval * 2, 5.0)},
+        },
+        "check-keys": {
+            "task": "fathom2loom.check_keys",
+            "schedule": KEY_CHECK_SECONDS,
+            "options": {"queue": "dispatch", "expires": KEY_CHECK_SECONDS},
         },
         "flush-logs": {
             "task": "fathom2loom.flush_logs",

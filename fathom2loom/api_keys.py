@@ -87,21 +87,28 @@ class RotationReport:
 
 
 def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
-    """Re-encrypt every stored key not written under the current key; safe to run again."""
+    """Re-encrypt every stored key as f2l1 under the current key; safe to run again.
+
+    Values written by PocketBase's hook (f2l2), under an earlier key, or left in clear by a
+    PocketBase that had no hooks, are all rewritten.
+    """
     report = RotationReport()
     ops: list[BatchOp] = []
     for row in pb.walk(COLLECTION):
         report.rows += 1
         changes: dict[str, str] = {}
         for name in FIELDS:
-            token = row.get(name) or ""
+            token = (row.get(name) or "").strip()
             if not token or not box.needs_rotation(token):
                 continue
-            try:
-                plain = box.decrypt(token, user_id=row["user_id"], field=name)
-            except UndecryptableKey:
-                report.undecryptable.append(f"{row['id']}.{name}")
-                continue
+            if not token.startswith(("f2l1.", "f2l2.")):
+                plain = token  # Stored in clear before the hook encrypted users' keys.
+            else:
+                try:
+                    plain = box.decrypt(token, user_id=row["user_id"], field=name)
+                except UndecryptableKey:
+                    report.undecryptable.append(f"{row['id']}.{name}")
+                    continue
             changes[name] = box.encrypt(plain, user_id=row["user_id"], field=name)
             report.reencrypted += 1
         if changes:

@@ -2,7 +2,8 @@
 
 The duties of the design's admin service: wait for PocketBase, make sure the first superuser can
 log in (creating it with the local `pocketbase` binary when there is none), make sure every
-collection the migrations define exists as they define it, and seed defaults (the batch API).
+collection the migrations define exists as they define it, seed defaults (the batch API), and
+say so when PocketBase runs without the project's hooks.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden
+from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden, PocketBaseNotFound
 from fathom2loom.local_servers import LocalPocketBase
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.schema import (
@@ -35,15 +36,21 @@ class BootstrapReport:
     """What one bootstrap run changed; empty `actions` means it found everything in place."""
 
     actions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def did(self, action: str) -> None:
         log.info("bootstrap: %s", action)
         self.actions.append(action)
 
+    def warn(self, warning: str) -> None:
+        log.warning("bootstrap: %s", warning)
+        self.warnings.append(warning)
+
     def __str__(self) -> str:
-        if not self.actions:
-            return "PocketBase is ready: nothing to do"
-        return "PocketBase is ready:\n" + "\n".join(f"- {a}" for a in self.actions)
+        text = "PocketBase is ready: nothing to do"
+        if self.actions:
+            text = "PocketBase is ready:\n" + "\n".join(f"- {a}" for a in self.actions)
+        return text + "".join(f"\n! {w}" for w in self.warnings)
 
 
 def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:
@@ -124,6 +131,24 @@ def _cancel_active_duplicates(pb: PocketBase) -> int:
     return len(extra)
 
 
+def _check_hooks(pb: PocketBase, report: BootstrapReport) -> None:
+    """The hooks shipped in pb_hooks/ must be loaded where PocketBase runs: without them a key a
+    user saves through the API would be stored as typed."""
+    try:
+        answer = pb.request("GET", "/api/fathom2loom/hooks")
+    except PocketBaseNotFound:
+        report.warn(
+            "PocketBase runs without fathom2loom's hooks: start it with --hooksDir pointing at"
+            " pb_hooks/ (users' own keys would be stored unencrypted; refusals would be bare)"
+        )
+        return
+    if not answer.get("encryption"):
+        report.warn(
+            "PocketBase's hooks cannot encrypt users' keys: set PB_ENCRYPTION_KEY in"
+            " PocketBase's environment (the same key the workers have)"
+        )
+
+
 def _seed_defaults(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:
     wanted = {
         "enabled": True,
@@ -148,6 +173,7 @@ def bootstrap(settings: Settings, pb: PocketBase | None = None) -> BootstrapRepo
         _ensure_superuser(client, settings, report)
         _ensure_collections(client, settings, report)
         _seed_defaults(client, settings, report)
+        _check_hooks(client, report)
     finally:
         if pb is None:
             client.close()

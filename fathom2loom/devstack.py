@@ -31,7 +31,7 @@ from fathom2loom.sandbox import (
     queue_status,
     seed_demo,
 )
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
+from fathom2loom.settings import DEFAULT_HOOKS_DIR, DEFAULT_MIGRATIONS_DIR, Settings, load_settings
 
 __all__ = ["run_dev_stack"]
 
@@ -107,8 +107,16 @@ def _flower(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _celery_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+def _write_cli_env(state: Path, settings: Settings) -> None:
+    """`fathom2loom ...` run in this checkout finds this stack's settings here (mode 0600)."""
+    env = _celery_env(settings, inherit=False)
+    path = state / "cli.env"
+    path.write_text("".join(f"{key}={value}\n" for key, value in sorted(env.items())))
+    path.chmod(0o600)
+
+
+def _celery_env(settings: Settings, *, inherit: bool = True) -> dict[str, str]:
+    env = dict(os.environ) if inherit else {}
     env.update(
         PB_URL=settings.pb_url,
         PB_ADMIN_EMAIL=settings.secret("PB_ADMIN_EMAIL"),
@@ -116,7 +124,7 @@ def _celery_env(settings: Settings) -> dict[str, str]:
         PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
         REDIS_URL=settings.redis_url,
         FATHOM_BASE_URL=settings.fathom_base_url,
-        FATHOM_POLL_INITIAL_SECONDS=env.get("FATHOM_POLL_INITIAL_SECONDS", "1"),
+        FATHOM_POLL_INITIAL_SECONDS=os.environ.get("FATHOM_POLL_INITIAL_SECONDS", "1"),
     )
     if settings.loom_base_url:
         env["LOOM_BASE_URL"] = settings.loom_base_url
@@ -139,7 +147,13 @@ def run_dev_stack(state_dir: str) -> int:
     state.mkdir(parents=True, exist_ok=True)
     credentials = _dev_credentials(state)
     redis = LocalRedis(state / "redis", port=DEV_REDIS_PORT)
-    pocketbase = LocalPocketBase(state / "pb_data", DEFAULT_MIGRATIONS_DIR, port=DEV_PB_PORT)
+    pocketbase = LocalPocketBase(
+        state / "pb_data",
+        DEFAULT_MIGRATIONS_DIR,
+        port=DEV_PB_PORT,
+        hooks_dir=DEFAULT_HOOKS_DIR,
+        env={"PB_ENCRYPTION_KEY": credentials["PB_ENCRYPTION_KEY"]},
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     children: list[subprocess.Popen[Any]] = []
@@ -162,6 +176,7 @@ def run_dev_stack(state_dir: str) -> int:
             **providers,
         )
         print(bootstrap(settings), flush=True)
+        _write_cli_env(state, settings)
         children += _start_celery(settings, state, credentials["FLOWER_BASIC_AUTH"])
         print(
             f"PocketBase  {pocketbase.url}/_/  (superuser {settings.pb_admin_email};"

@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
+import json
 import os
 from collections.abc import Sequence
 from typing import Literal
@@ -27,6 +29,7 @@ from fathom2loom.errors import UndecryptableKey
 __all__ = ["VERSION", "Field", "KeyBox", "UndecryptableKey", "key_id"]
 
 VERSION = "f2l1"
+HOOK_VERSION = "f2l2"
 NONCE_BYTES = 12
 Field = Literal["encrypted_fathom", "encrypted_loom"]
 
@@ -40,6 +43,14 @@ def _associated_data(user_id: str, field: str) -> bytes:
     return f"{VERSION}|{user_id}|{field}".encode()
 
 
+def hook_key(key: bytes) -> tuple[str, bytes]:
+    """(key id, AES key) of format f2l2, as pb_hooks/fathom2loom.js derives them."""
+    hexed = key.hex()
+    aes = hmac.new(hexed.encode(), b"fathom2loom f2l2", hashlib.sha256).hexdigest()[:32]
+    kid = hashlib.sha256(f"fathom2loom f2l2 key id:{hexed}".encode()).hexdigest()[:8]
+    return kid, aes.encode()
+
+
 class KeyBox:
     """Encrypts under the current key; decrypts under the current or any previous key."""
 
@@ -50,6 +61,7 @@ class KeyBox:
         self.current_id = key_id(current)
         self._current = AESGCM(current)
         self._by_id = {key_id(k): AESGCM(k) for k in (*previous, current)}
+        self._hook_by_id = {kid: AESGCM(aes) for kid, aes in map(hook_key, (*previous, current))}
 
     def __repr__(self) -> str:
         return f"KeyBox(current={self.current_id}, keys={len(self._by_id)})"
@@ -62,8 +74,10 @@ class KeyBox:
 
     def decrypt(self, token: str, *, user_id: str, field: Field) -> str:
         parts = token.strip().split(".")
+        if len(parts) == 3 and parts[0] == HOOK_VERSION:
+            return self._decrypt_hook(parts[1], parts[2], user_id, field)
         if len(parts) != 3 or parts[0] != VERSION:
-            raise UndecryptableKey("it is not in the f2l1 format")
+            raise UndecryptableKey("it is not in the f2l1 or f2l2 format")
         _, kid, payload = parts
         aead = self._by_id.get(kid)
         if aead is None:
@@ -84,6 +98,29 @@ class KeyBox:
             ) from None
         return plain.decode()
 
+    def _decrypt_hook(self, kid: str, payload: str, user_id: str, field: Field) -> str:
+        aead = self._hook_by_id.get(kid)
+        if aead is None:
+            raise UndecryptableKey("it was encrypted with a key this service does not have")
+        try:
+            raw = base64.b64decode(payload, validate=True)
+        except (binascii.Error, ValueError):
+            raise UndecryptableKey("its payload is not base64") from None
+        if len(raw) < NONCE_BYTES + 16:
+            raise UndecryptableKey("it is too short")
+        try:
+            sealed = json.loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None))
+        except InvalidTag:
+            raise UndecryptableKey("it was altered") from None
+        except ValueError:
+            raise UndecryptableKey("its plaintext is not the f2l2 JSON") from None
+        if not isinstance(sealed, dict) or not isinstance(sealed.get("k"), str):
+            raise UndecryptableKey("its plaintext is not the f2l2 JSON")
+        if sealed.get("u") != user_id or sealed.get("f") != field:
+            raise UndecryptableKey("it belongs to another user or field")
+        return str(sealed["k"]).strip()
+
     def needs_rotation(self, token: str) -> bool:
+        """Anything but f2l1 under the current key: an older key, f2l2, or plain text."""
         parts = token.split(".")
-        return len(parts) == 3 and parts[1] != self.current_id
+        return not (len(parts) == 3 and parts[0] == VERSION and parts[1] == self.current_id)

@@ -91,12 +91,17 @@ def _wait_until(ready: object, process: subprocess.Popen[bytes], what: str, log:
 
 @dataclass
 class LocalPocketBase:
-    """A PocketBase 0.40 server with the project's migrations, data in `data_dir`."""
+    """A PocketBase 0.40 server with the project's migrations (and hooks), data in `data_dir`.
+
+    `env` adds to the server's environment: the hooks read `PB_ENCRYPTION_KEY` from it.
+    """
 
     data_dir: Path
     migrations_dir: Path | None
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    hooks_dir: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -127,9 +132,15 @@ class LocalPocketBase:
         command += ["--dir", str(self.data_dir), "--hooksWatch=false", "--automigrate=false"]
         if self.migrations_dir is not None:
             command += ["--migrationsDir", str(self.migrations_dir)]
+        if self.hooks_dir is not None:
+            command += ["--hooksDir", str(self.hooks_dir)]
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **self.env},
             )
         _wait_until(self.healthy, self.process, "PocketBase", log)
         return self

@@ -101,6 +101,7 @@ class QueueRow:
     bytes_total: int = 0
     next_attempt_at: str = ""
     wait_reason: str = ""
+    recorded_at: str = ""  # when the recording started, if whoever queued it knew
     state: TransferState = field(default_factory=TransferState)
 
     @classmethod
@@ -130,6 +131,7 @@ class QueueRow:
             bytes_total=number("bytes_total"),
             next_attempt_at=text("next_attempt_at"),
             wait_reason=text("wait_reason"),
+            recorded_at=text("recorded_at"),
             state=TransferState.from_json(record.get("transfer_state")),
         )
 

@@ -40,6 +40,12 @@ DEFAULT_MIGRATIONS_DIR = next(
     (d for d in (PROJECT_ROOT / "pb_migrations", PACKAGE_DIR / "pb_migrations") if d.is_dir()),
     PROJECT_ROOT / "pb_migrations",
 )
+# PocketBase's JavaScript hooks (users' keys encrypted as they are saved, refusals that say why):
+# they ship beside the migrations and must be loaded wherever PocketBase runs.
+DEFAULT_HOOKS_DIR = next(
+    (d for d in (PROJECT_ROOT / "pb_hooks", PACKAGE_DIR / "pb_hooks") if d.is_dir()),
+    PROJECT_ROOT / "pb_hooks",
+)
 ENCRYPTION_KEY_BYTES = 32
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

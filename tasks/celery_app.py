@@ -74,6 +74,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             "fathom2loom.sync_queue": {"queue": "dispatch"},
             "fathom2loom.flush_logs": {"queue": "dispatch"},
+            "fathom2loom.check_keys": {"queue": "dispatch"},
         },
         "beat_scheduler": "tasks.scheduler:HealingRedBeatScheduler",
         **_redbeat_connection(settings.redis_url),
@@ -116,6 +117,7 @@ app = Celery(
         "tasks.sync_queue",
         "tasks.transfer",
         "tasks.logging_sink",
+        "tasks.keys_check",
         "tasks.realtime_wakeup",
     ],
 )

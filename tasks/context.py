@@ -52,13 +52,16 @@ class WorkerContext:
             pid=os.getpid(),
         )
 
+    def key_box(self) -> KeyBox:
+        """The users' keys' cipher; needs `PB_ENCRYPTION_KEY` (a config error names it)."""
+        return KeyBox(self.settings.encryption_key, self.settings.previous_encryption_keys)
+
     def transfer_ports(self) -> TransferPorts:
-        """The transfer's dependencies; needs `PB_ENCRYPTION_KEY` (a config error names it)."""
+        """The transfer's dependencies."""
         if self._ports is None:
-            box = KeyBox(self.settings.encryption_key, self.settings.previous_encryption_keys)
             self._ports = TransferPorts(
                 rows=QueueStore(self.pb),
-                keys=KeyStore(self.pb, box),
+                keys=KeyStore(self.pb, self.key_box()),
                 providers=self.providers,
                 settings=self.settings,
             )

@@ -5,6 +5,7 @@ Started in the beat process (`beat_init`). One thread runs a sync whenever somet
   wait (then at the moment the wait ends), or the last sync saw a wait that ends later;
 - a PocketBase realtime event saying a row became pending (`REALTIME_WAKEUP`), and once after
   every (re)connect of the listener, since events missed while disconnected are not replayed.
+The same listener hears users saving keys (`api_keys`) and sends the key check at once.
 Beat's tick still covers everything when Redis or the listener is away; nothing here is the only
 path to a row.
 """
@@ -18,10 +19,12 @@ from typing import Any
 import redis
 from celery.signals import beat_init
 
+from fathom2loom.key_check import fingerprint
 from fathom2loom.pocketbase.realtime import RealtimeListener
 from fathom2loom.queue_rows import Status
 from fathom2loom.wakeups import take_due
 from tasks.context import WorkerContext, get_context
+from tasks.keys_check import check_saved_keys
 from tasks.sync_queue import sync_now
 
 __all__ = ["POLL_SECONDS", "Wakeup", "start_wakeup"]
@@ -38,13 +41,18 @@ class Wakeup:
         self.listener: RealtimeListener | None = None
         if ctx.settings.realtime_wakeup:
             self.listener = RealtimeListener(
-                ctx.pb, ["queue/*"], self._on_event, on_connect=self.wake.set
+                ctx.pb, ["queue/*", "api_keys/*"], self._on_event, on_connect=self.wake.set
             )
             self.listener.stop = self.stop
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         record = data.get("record") or {}
-        if data.get("action") in ("create", "update") and record.get("status") == Status.PENDING:
+        if data.get("action") not in ("create", "update"):
+            return
+        if topic.startswith("api_keys/"):
+            if record.get("checked_for") != fingerprint(record):
+                check_saved_keys.apply_async()
+        elif record.get("status") == Status.PENDING:
             self.wake.set()
 
     def _due(self) -> bool:

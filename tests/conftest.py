@@ -6,6 +6,7 @@ when tests fail. Nothing here connects to a server this session did not start.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,13 +19,20 @@ import pytest
 from fathom2loom.local_servers import LocalPocketBase, LocalRedis, MissingBinary
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import pb_filter
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings
+from fathom2loom.settings import (
+    DEFAULT_HOOKS_DIR,
+    DEFAULT_MIGRATIONS_DIR,
+    Settings,
+    load_settings,
+)
 
 pytest_plugins = ["tests.pipeline"]
 
 ADMIN_EMAIL = "admin@fathom2loom.test"
 ADMIN_PASSWORD = "admin-password-for-tests"
-ENCRYPTION_KEY = secrets.token_hex(32)
+# One random key per test session, the same however this module is imported (pytest loads it as
+# `conftest`, the helpers as `tests.conftest`): PocketBase's hooks and the workers must agree.
+ENCRYPTION_KEY = os.environ.setdefault("FATHOM2LOOM_TEST_ENCRYPTION_KEY", secrets.token_hex(32))
 APP_COLLECTIONS = ("logs", "queue", "api_keys", "user_meta", "users")
 
 
@@ -41,8 +49,14 @@ def start_pocketbase(
     migrations: bool = True,
     superuser: bool = True,
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
+    hooks: bool = True,
 ) -> Any:
-    server = LocalPocketBase(root / "pb_data", migrations_dir if migrations else None)
+    server = LocalPocketBase(
+        root / "pb_data",
+        migrations_dir if migrations else None,
+        hooks_dir=DEFAULT_HOOKS_DIR if hooks else None,
+        env={"PB_ENCRYPTION_KEY": ENCRYPTION_KEY},
+    )
     if superuser:
         server.create_superuser(ADMIN_EMAIL, ADMIN_PASSWORD)
     return _start(server)

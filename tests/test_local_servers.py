@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import redis
 
-from fathom2loom.local_servers import LocalRedis, MissingBinary, redis_binary
+from fathom2loom.local_servers import LocalRedis, MissingBinary, free_port, redis_binary
 from tests.conftest import start_pocketbase
 
 
@@ -65,3 +68,46 @@ def test_make_run_without_redis_says_how_to_install_it(tmp_path: Path) -> None:
         "fathom2loom: redis-server was not found: install it with `apt-get install redis-server`"
         " (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_SERVER_BIN"
     ]
+
+
+def test_make_run_starts_the_sandbox_and_the_cli_finds_it(tmp_path: Path) -> None:
+    # Given `make run` (fathom2loom dev) started in a checkout, on ports of its own
+    ports = {f"DEV_{name}_PORT": str(free_port()) for name in ("PB", "REDIS", "FATHOM", "LOOM")}
+    ports["DEV_FLOWER_PORT"] = str(free_port())
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_", "LOOM_"))}
+    log = (tmp_path / "dev.log").open("wb")
+    dev = subprocess.Popen(
+        [sys.executable, "-m", "fathom2loom.cli", "dev"],
+        env={**clean, **ports},
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while b"Ctrl-C stops everything." not in (tmp_path / "dev.log").read_bytes():
+            assert dev.poll() is None, (tmp_path / "dev.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
+            time.sleep(0.2)
+        # When the operator runs the CLI in that checkout with nothing configured
+        status = subprocess.run(
+            [sys.executable, "-m", "fathom2loom.cli", "status", "demo@fathom2loom.local", "--json"],
+            env=clean,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        # Expect it to find the running stack by itself: the demo user's five meetings
+        assert status.returncode == 0, status.stderr
+        rows = json.loads(status.stdout)
+        assert sorted(r["meeting"] for r in rows) == ["1001", "1002", "1003", "1004", "1005"]
+        assert (tmp_path / ".run" / "cli.env").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.killpg(dev.pid, signal.SIGTERM)
+        dev.wait(30)
+        log.close()
+    # And Ctrl-C (here SIGTERM) to leave nothing listening
+    for port in ports.values():
+        assert not port_open(int(port))

@@ -25,6 +25,11 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "user_id": ("relation", USERS),
         "encrypted_fathom": ("text", None),
         "encrypted_loom": ("text", None),
+        "fathom_hint": ("text", None),
+        "loom_hint": ("text", None),
+        "fathom_check": ("text", None),
+        "loom_check": ("text", None),
+        "checked_for": ("text", None),
     },
     "queue": {
         "user_id": ("relation", USERS),
@@ -45,6 +50,7 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "next_attempt_at": ("date", None),
         "wait_reason": ("text", None),
         "transfer_state": ("json", None),
+        "recorded_at": ("date", None),
     },
     "logs": {
         "level": ("select", ["trace", "debug", "info", "warn", "error", "fatal"]),
@@ -122,7 +128,14 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
+    # When the users'-path migration is reverted, its fields go
+    fresh.migrate("down", "1")
+    reverted = restart(fresh, None)
+    assert "recorded_at" not in {f["name"] for f in reverted["queue"]["fields"]}
+    assert "fathom_check" not in {f["name"] for f in reverted["api_keys"]["fields"]}
     # When the waits migration is reverted, the queue loses its fields and its unique index
+    fresh.stop()
+    fresh.migrations_dir = migrations
     fresh.migrate("down", "1")
     queue = restart(fresh, None)["queue"]
     names = {f["name"] for f in queue["fields"]}
@@ -157,7 +170,7 @@ def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
     migrations = tmp_path / "migrations"
     migrations.mkdir()
     for path in sorted(MIGRATIONS.glob("*.js")):
-        if not path.name.startswith("1730000002"):
+        if path.name < "1730000002":
             (migrations / path.name).write_text(path.read_text())
     server = start_pocketbase(tmp_path / "server", migrations_dir=migrations)
     try:
@@ -179,9 +192,8 @@ def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
             ]
         # When the waits migration is applied
         server.stop()
-        (migrations / "1730000002_queue_waits.js").write_text(
-            (MIGRATIONS / "1730000002_queue_waits.js").read_text()
-        )
+        for path in sorted(MIGRATIONS.glob("*.js")):
+            (migrations / path.name).write_text(path.read_text())
         server.migrate("up")
         server.start()
         with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:

@@ -91,35 +91,67 @@ def test_queue_rows_are_created_pending_only(pb: PocketBase, users: Users) -> No
 
 
 def test_queue_status_moves_a_user_may_make(pb: PocketBase, users: Users) -> None:
-    alice, _ = users
+    alice, bob = users
 
-    def set_status(row: str, status: str, **extra: Any) -> int:
-        response = alice.call(
-            "PATCH", alice.records("queue", row), json={"status": status, **extra}
-        )
-        return response.status_code
+    def set_status(row: str, status: str, who: UserSession = alice, **extra: Any) -> Any:
+        return who.call("PATCH", who.records("queue", row), json={"status": status, **extra})
 
     pending = seed(pb, "queue", alice)
-    # A user cannot complete, fail or start their row
+    # A user cannot complete, fail or start their row, and is told why
     for status in ("completed", "failed", "processing"):
-        assert set_status(pending, status) == 404, status
-    # Nor change anything but the status
-    assert set_status(pending, "cancelled", meeting_id="999") == 404
-    assert set_status(pending, "cancelled", position=1) == 404
-    assert set_status(pending, "cancelled", loom_url="https://evil.example/x") == 404
-    assert set_status(pending, "cancelled", attempts=0, bytes_done=5) == 404
-    # But can cancel a pending or a processing row
-    assert set_status(pending, "cancelled") == 200
+        refused = set_status(pending, status)
+        assert refused.status_code == 400, status
+        assert refused.json()["message"] == (
+            f"A transfer's status can only be set to cancelled or pending, not {status}"
+        )
+    # Nor change anything but the status (PocketBase's rule: a bare 404)
+    assert set_status(pending, "cancelled", meeting_id="999").status_code == 404
+    assert set_status(pending, "cancelled", position=1).status_code == 404
+    assert set_status(pending, "cancelled", loom_url="https://evil.example/x").status_code == 404
+    assert set_status(pending, "cancelled", attempts=0, bytes_done=5).status_code == 404
+    assert set_status(pending, "cancelled", wait_reason="x").status_code == 404
+    # Another user's row stays invisible: a 404, with nothing said about it
+    assert set_status(pending, "cancelled", who=bob).status_code == 404
+    # But can cancel a pending or a processing row, which leaves the line at once
+    pb.update("queue", pending, {"position": 7})
+    assert set_status(pending, "cancelled").status_code == 200
     assert pb.get("queue", pending)["status"] == "cancelled"
+    assert pb.get("queue", pending)["position"] == 0
     processing = seed(pb, "queue", alice, status="processing")
-    assert set_status(processing, "cancelled") == 200
-    # A cancelled row stays cancelled; a failed row can be retried
-    assert set_status(pending, "pending") == 404
+    assert set_status(processing, "cancelled").status_code == 200
+    # A cancelled row stays cancelled; a failed row can be retried; each refusal says why
+    again = set_status(pending, "pending")
+    assert again.status_code == 400
+    assert again.json()["message"] == "This transfer is cancelled: only a failed one can be retried"
     failed = seed(pb, "queue", alice, status="failed", error_message="boom")
-    assert set_status(failed, "pending") == 200
+    assert set_status(failed, "pending").status_code == 200
     completed = seed(pb, "queue", alice, status="completed")
-    assert set_status(completed, "pending") == 404
-    assert set_status(completed, "cancelled") == 404
+    assert set_status(completed, "pending").status_code == 400
+    cancel = set_status(completed, "cancelled")
+    assert cancel.status_code == 400
+    assert cancel.json()["message"] == (
+        "This transfer is completed: only a pending or processing one can be cancelled"
+    )
+
+
+def test_a_meeting_is_queued_once_at_a_time(pb: PocketBase, users: Users) -> None:
+    alice, _ = users
+    body = {"user_id": alice.id, "meeting_id": "4242", "status": "pending"}
+    first = alice.call("POST", alice.records("queue"), json=body)
+    assert first.status_code == 200
+    second = alice.call("POST", alice.records("queue"), json=body)
+    assert second.status_code == 400
+    assert second.json()["message"] == (
+        f"Meeting 4242 is already queued (row {first.json()['id']}): wait for it or cancel it"
+    )
+    # Once that one ended, the meeting may be queued again
+    pb.update("queue", first.json()["id"], {"status": "failed"})
+    assert alice.call("POST", alice.records("queue"), json=body).status_code == 200
+    # And the failed row cannot be retried while the new one is active
+    retry = alice.call(
+        "PATCH", alice.records("queue", first.json()["id"]), json={"status": "pending"}
+    )
+    assert retry.status_code == 400 and "queued again already" in retry.json()["message"]
 
 
 def test_logs_are_read_only_for_users(pb: PocketBase, users: Users) -> None:
@@ -131,9 +163,21 @@ def test_logs_are_read_only_for_users(pb: PocketBase, users: Users) -> None:
     assert alice.call("GET", alice.records("logs", untied)).status_code == 404
     assert alice.call("PATCH", alice.records("logs", own), json={"msg": "x"}).status_code == 403
     assert alice.call("DELETE", alice.records("logs", own)).status_code == 403
-    # They may write logs about themselves (or untied ones)
-    body = {"level": "info", "msg": "from the app", "ts": NOW, "user_id": alice.id}
-    assert alice.call("POST", alice.records("logs"), json=body).status_code == 200
+    # They may write logs about themselves, marked as theirs: never one that reads as the service's
+    body = {
+        "level": "info",
+        "msg": "from the app",
+        "ts": NOW,
+        "user_id": alice.id,
+        "component": "transfer",
+        "metadata": {"source": "service"},
+    }
+    written = alice.call("POST", alice.records("logs"), json=body)
+    assert written.status_code == 200
+    stored = pb.get("logs", written.json()["id"])
+    assert stored["component"] == "user:transfer" and stored["metadata"]["source"] == "user"
+    untied_body = {**body, "user_id": ""}
+    assert alice.call("POST", alice.records("logs"), json=untied_body).status_code == 400
 
 
 def test_users_cannot_grant_themselves_premium(pb: PocketBase, users: Users) -> None:

@@ -154,8 +154,11 @@ def test_a_5xx_burst_and_a_429_are_retried_to_completion(
     scenario: Scenario, fathom: FathomStandin, loom: LoomStandin
 ) -> None:
     # More 503s than one call retries, so the transfer itself has to try again later
-    fathom.set_fault(f"key:{FATHOM_KEY}", status=503, times=6)
-    loom.set_fault(f"key:{LOOM_KEY}", status=429, times=1, retry_after=1)
+    # (Scoped to the transfer's own calls: a key check may call Fathom and Loom meanwhile.)
+    fathom.set_fault("recording:7201", status=503, times=6)
+    loom.set_fault(
+        f"key:{LOOM_KEY}", status=429, times=1, retry_after=1, endpoint="POST /v1/videos"
+    )
     row_id = scenario.row(7201)
     row = scenario.finish(row_id)
     assert row["status"] == "completed", row["error_message"]

@@ -394,3 +394,30 @@ def test_a_second_active_row_for_the_same_meeting_is_refused(rig: Rig, pb: Pocke
     with pytest.raises(Exception, match="Value must be unique") as refused:
         rig.row(24, add=False)
     assert "meeting_id" in str(refused.value)
+
+
+def test_the_meeting_is_found_by_its_time_however_old(
+    rig: Rig, fathom_standin: FathomStandin, loom_standin: LoomStandin, pb: PocketBase
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    # Given a meeting from long ago, behind 60 newer ones (more than the pages searched)
+    old = datetime(2024, 3, 5, 9, 0, tzinfo=UTC)
+    fathom_standin.add_meeting(FATHOM_KEY, 31, title="Kick-off with Acme", created_at=old)
+    for n in range(60):
+        fathom_standin.add_meeting(FATHOM_KEY, 1000 + n, created_at=old + timedelta(days=n + 1))
+    # When one row knows when the recording started and another does not
+    known = rig.row(31, add=False)
+    pb.update("queue", known, {"recorded_at": "2024-03-05 08:00:00.000Z"})
+    done, _ = rig.run_until_done(known)
+    # Expect the title found with the time window, and the notes carried to Loom
+    title, description = loom_standin.video_text(rig.get(known)["loom_video_id"])
+    assert done.status == "completed" and title == "Kick-off with Acme"
+    assert "Action items\n- [ ] Send the follow-up notes" in description
+    assert description.endswith("Moved from Fathom by fathom2loom (recording 31).")
+    # While without it the search stops at the newest pages and the video gets a plain title
+    fathom_standin.add_meeting(FATHOM_KEY, 32, title="Lost in the past", created_at=old)
+    unknown = rig.row(32, add=False)
+    done, _ = rig.run_until_done(unknown)
+    title, description = loom_standin.video_text(rig.get(unknown)["loom_video_id"])
+    assert title == "Fathom recording 32" and description.startswith("Moved from Fathom")

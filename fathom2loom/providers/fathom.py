@@ -94,6 +94,7 @@ class Meeting(BaseModel):
     created_at: datetime
     recording_start_time: datetime
     recording_end_time: datetime
+    action_items: list[Any] | None = None  # present with include_action_items=true
 
     @property
     def duration_seconds(self) -> float:
@@ -196,10 +197,15 @@ class FathomClient:
         return read_json(response, PROVIDER, what)
 
     def meetings(self, **filters: Any) -> Iterator[Meeting]:
-        """Every meeting the key can see, following `next_cursor` to the end.
+        """Every meeting the key can see, newest first, following `next_cursor` to the end.
 
         Filters are the API's query parameters; list values are sent as repeated `name[]`.
         """
+        for items in self.meeting_pages(**filters):
+            yield from items
+
+    def meeting_pages(self, **filters: Any) -> Iterator[list[Meeting]]:
+        """The same, a page (one request) at a time."""
         params: dict[str, Any] = {}
         for name, value in filters.items():
             if isinstance(value, list | tuple):
@@ -210,8 +216,7 @@ class FathomClient:
                 params[name] = value.isoformat().replace("+00:00", "Z")
             else:
                 params[name] = value
-        for items in self._pages(params):
-            yield from items
+        return self._pages(params)
 
     def _pages(self, params: dict[str, Any]) -> Iterator[list[Meeting]]:
         heavy = (
@@ -230,6 +235,13 @@ class FathomClient:
             if not page.next_cursor:
                 return
             params = {**params, "cursor": page.next_cursor}
+
+    def check_key(self) -> int:
+        """One plain call that says whether the key works: the first page of meetings.
+
+        Returns how many meetings that page holds; `KeyRejected` when the key is refused.
+        """
+        return len(next(self._pages({}), []))
 
     def find_meeting(self, recording_id: int, *, max_pages: int | None = None) -> Meeting:
         """Fathom has no get-by-id: walk the list, stopping as soon as the meeting turns up.

@@ -102,6 +102,14 @@ class LoomClient:
             **kwargs,
         )
 
+    def whoami(self) -> str:
+        """The account the key belongs to (`KeyRejected` when the key is refused)."""
+        response = self._call("GET", "/v1/me")
+        body = read_json(response, PROVIDER, "an account")
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+            raise ProtocolError(PROVIDER, "Loom sent an account we cannot read")
+        return str(body.get("name") or body["id"])
+
     def create_video(
         self,
         *,

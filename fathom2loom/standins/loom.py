@@ -25,6 +25,7 @@ from fathom2loom.standins.http import ConnectionCut, HTTPError, Request, Respons
 __all__ = ["LoomStandin"]
 
 TUS_VERSION = "1.0.0"
+TITLE_MAX, DESCRIPTION_MAX = 200, 5000  # The contract's field sizes
 _OFFSET_TYPE = "application/offset+octet-stream"
 
 
@@ -35,6 +36,7 @@ class _Video:
     title: str
     size_bytes: int
     path: Path
+    description: str = ""
     received: int = 0
     upload_id: str | None = None
     completed_at: float | None = None  # time.monotonic() when the last byte arrived
@@ -109,6 +111,7 @@ class LoomStandin(StandinServer):
         self._created: Counter[str] = Counter()
         self._bytes_received = 0
         self._tus_requests = self._tus_with_key = 0
+        self.route("GET", "/v1/me", self._me)
         self.route("POST", "/v1/videos", self._create)
         self.route("GET", "/v1/videos/{id}", self._get)
         self.route("DELETE", "/v1/videos/{id}", self._delete)
@@ -135,6 +138,12 @@ class LoomStandin(StandinServer):
             while piece := stored.read(1 << 20):
                 digest.update(piece)
         return digest.hexdigest()
+
+    def video_text(self, video_id: str) -> tuple[str, str]:
+        """The title and description a video was created with."""
+        with self.lock:
+            video = self._videos[video_id]
+            return video.title, video.description
 
     def videos(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -224,6 +233,11 @@ class LoomStandin(StandinServer):
                 "failure_reason": "processing_failed" if status == "failed" else None,
             }
 
+    def _me(self, req: Request) -> Response:
+        """Who the key belongs to: the cheap call that tells a key works."""
+        name = hashlib.sha256((req.key or "").encode()).hexdigest()[:12]
+        return json_response(200, {"id": f"user-{name}", "name": f"Loom user {name}"})
+
     def _create(self, req: Request) -> Response:
         idempotency = req.header("Idempotency-Key") or ""
         if not 0 < len(idempotency) <= 255:
@@ -237,6 +251,8 @@ class LoomStandin(StandinServer):
         title, size = body.get("title"), body.get("size_bytes")
         if not isinstance(title, str) or not isinstance(body.get("description", ""), str):
             raise HTTPError(422, "title and description must be strings")
+        if len(title) > TITLE_MAX or len(body.get("description", "")) > DESCRIPTION_MAX:
+            raise HTTPError(422, f"title or description too long ({TITLE_MAX}, {DESCRIPTION_MAX})")
         if type(size) is not int or size < 1 or not isinstance(body.get("content_type"), str):
             raise HTTPError(422, "size_bytes must be a positive integer and content_type a string")
         if size > self.max_size_bytes:
@@ -246,7 +262,14 @@ class LoomStandin(StandinServer):
             if seen is not None and not seen.deleted:
                 return json_response(200, self._doc(seen))
             video_id = secrets.token_hex(6)
-            video = _Video(video_id, scope[0], title, size, self.storage_dir / f"{video_id}.mp4")
+            video = _Video(
+                video_id,
+                scope[0],
+                title,
+                size,
+                self.storage_dir / f"{video_id}.mp4",
+                body.get("description", ""),
+            )
             self._videos[video_id] = self._by_idempotency[scope] = video
             self._created[idempotency] += 1
         return json_response(201, self._doc(video))

@@ -11,33 +11,22 @@ from __future__ import annotations
 
 import logging
 
-from fathom2loom.errors import ProviderError, VideoGone
-from fathom2loom.providers.fathom import DownloadFile, FathomClient
+from fathom2loom.errors import VideoGone
+from fathom2loom.providers.fathom import DownloadFile
 from fathom2loom.providers.loom import LoomClient, LoomVideo
 from fathom2loom.queue_rows import QueueRow, QueueStore
 from fathom2loom.settings import Settings
+from fathom2loom.transfer.meeting_notes import MeetingNotes
 from fathom2loom.transfer.steps import RowFailed
 
-__all__ = ["create_video", "current_video", "describe", "idempotency_key", "new_generation"]
+__all__ = ["create_video", "current_video", "idempotency_key", "new_generation"]
 
 log = logging.getLogger(__name__)
-TITLE_MAX, DESCRIPTION_MAX = 200, 5000
 
 
 def idempotency_key(user_id: str, recording: int, generation: int) -> str:
     key = f"fathom2loom-{user_id}-{recording}"
     return key if generation == 0 else f"{key}-g{generation}"
-
-
-def describe(fathom: FathomClient, recording: int) -> tuple[str, str]:
-    """The title and description for Loom; the meeting's title when it is found cheaply."""
-    title = f"Fathom recording {recording}"
-    try:  # Among the newest meetings only: not worth a large library's rate budget.
-        title = fathom.find_meeting(recording, max_pages=2).title or title
-    except ProviderError as exc:
-        log.info("recording %s: no title from Fathom (%s)", recording, exc)
-    description = f"Moved from Fathom by fathom2loom (recording {recording})."
-    return title[:TITLE_MAX], description[:DESCRIPTION_MAX]
 
 
 def new_generation(rows: QueueStore, row: QueueRow, why: str, settings: Settings) -> None:
@@ -77,15 +66,14 @@ def create_video(
     row: QueueRow,
     recording: int,
     file: DownloadFile,
-    describe_meeting: tuple[str, str],
+    notes: MeetingNotes,
     settings: Settings,
 ) -> LoomVideo:
     """Create the row's video (or get back the one its key made before) and keep its id."""
-    title, description = describe_meeting
     while True:
         video = loom.create_video(
-            title=title,
-            description=description,
+            title=notes.title,
+            description=notes.description,
             size_bytes=file.file_size_bytes,
             content_type=file.content_type,
             idempotency_key=idempotency_key(row.user_id, recording, row.state.loom_generation),

@@ -39,7 +39,7 @@ from fathom2loom.errors import (
     VideoGone,
 )
 from fathom2loom.logsink.context import bind
-from fathom2loom.pocketbase.dates import now_iso
+from fathom2loom.pocketbase.dates import now_iso, parse_date
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import DownloadFile, FathomClient
 from fathom2loom.providers.loom import LoomClient, LoomVideo
@@ -49,7 +49,8 @@ from fathom2loom.redact import secret_scope
 from fathom2loom.retry import backoff_delay
 from fathom2loom.settings import Settings
 from fathom2loom.transfer.fathom_file import fathom_file
-from fathom2loom.transfer.loom_video import create_video, current_video, describe, new_generation
+from fathom2loom.transfer.loom_video import create_video, current_video, new_generation
+from fathom2loom.transfer.meeting_notes import meeting_notes
 from fathom2loom.transfer.progress import Progress
 from fathom2loom.transfer.steps import Done, RowFailed, Step, Wait
 
@@ -209,9 +210,9 @@ class _Run:
                     return got
                 with secret_scope(got.url):
                     if video is None:
-                        meeting = describe(fathom, recording)
+                        notes = meeting_notes(fathom, recording, parse_date(row.recorded_at))
                         video = create_video(
-                            loom, self.rows, row, recording, got, meeting, self.settings
+                            loom, self.rows, row, recording, got, notes, self.settings
                         )
                     if video.status in UPLOADABLE:
                         stopped = self._upload(fathom, loom, row, video, got)

@@ -1,0 +1,5 @@
+import sys
+
+from fathom2loom.cli import main
+
+sys.exit(main())

@@ -1,0 +1,73 @@
+/// <reference path="../pb_data/types.d.ts" />
+// The queue, as users change it through the API (issue 14).
+
+// Refusals that say what happened. PocketBase checks a collection's rules before any record
+// hook and answers a refused update with a bare 404; this middleware runs first and, for the
+// moves a user may try on their own rows, says why they cannot be made.
+routerUse((e) => {
+  const method = e.request.method;
+  if ((method !== "PATCH" && method !== "POST") || e.request.pathValue("collection") !== "queue") {
+    return e.next();
+  }
+  if (!e.auth || e.auth.isSuperuser()) {
+    return e.next();
+  }
+  const body = e.requestInfo().body;
+  const refuse = (message) => e.json(400, { status: 400, message: message, data: {} });
+  const activeRow = (meeting) => {
+    try {
+      const found = $app.findRecordsByFilter(
+        "queue",
+        "user_id = {:user} && meeting_id = {:meeting} && (status = 'pending' || status = 'processing')",
+        "",
+        1,
+        0,
+        { user: e.auth.id, meeting: meeting },
+      );
+      return found.length > 0 ? found[0] : null;
+    } catch (_) {
+      return null;
+    }
+  };
+  if (method === "POST") {
+    const meeting = String(body.meeting_id || "").trim();
+    const active = meeting ? activeRow(meeting) : null;
+    if (active) {
+      return refuse(`Meeting ${meeting} is already queued (row ${active.id}): wait for it or cancel it`);
+    }
+    return e.next();
+  }
+  let row = null;
+  try {
+    row = $app.findRecordById("queue", e.request.pathValue("id"));
+  } catch (_) {}
+  if (!row || row.getString("user_id") !== e.auth.id) {
+    return e.next(); // Not theirs: PocketBase's 404 says no more than it should.
+  }
+  const now = row.getString("status");
+  const wanted = body.status;
+  if (wanted === "cancelled" && now !== "pending" && now !== "processing") {
+    return refuse(`This transfer is ${now}: only a pending or processing one can be cancelled`);
+  }
+  if (wanted === "pending" && now !== "failed") {
+    return refuse(`This transfer is ${now}: only a failed one can be retried`);
+  }
+  if (wanted === "pending") {
+    const active = activeRow(row.getString("meeting_id"));
+    if (active) {
+      return refuse(`This meeting is queued again already (row ${active.id}): follow that one`);
+    }
+  }
+  if (wanted !== undefined && wanted !== "cancelled" && wanted !== "pending") {
+    return refuse(`A transfer's status can only be set to cancelled or pending, not ${wanted}`);
+  }
+  return e.next();
+});
+
+// A cancelled row leaves the line at once (position 0), not at the dispatcher's next sync.
+onRecordUpdateRequest((e) => {
+  if (e.record.getString("status") === "cancelled") {
+    e.record.set("position", 0);
+  }
+  e.next();
+}, "queue");
