@@ -7,9 +7,11 @@ relies on:
 1. the sandbox's meetings reach `completed`;
 2. scaling the workers down to one in the middle of the transfers loses no row and makes no
    second Loom video, and every row a stopped worker held resumes within 15 s;
-3. the seed's `./pocketbase migrate` and `migrate down` work in `pb_global`;
-4. Flower answers 401 without credentials, and with them shows no password or key;
-5. `docker-compose logs` of every service holds no API key, signed URL or password.
+3. a user's keys saved through PocketBase's API are stored encrypted (the hooks run in
+   `pb_global`) and checked against the stand-ins;
+4. the seed's `./pocketbase migrate` and `migrate down` work in `pb_global`;
+5. Flower answers 401 without credentials, and with them shows no password or key;
+6. `docker-compose logs` of every service holds no API key, signed URL or password.
 
 Secrets are generated for the run and passed to compose through the environment; everything is
 torn down (volumes included) at the end, also on failure.
@@ -182,12 +184,50 @@ def check_completed_once(stack: Stack, pb: PocketBaseView) -> None:
     say("all 5 sandbox meetings completed, one Loom video each")
 
 
+def check_users_keys(stack: Stack, pb: PocketBaseView) -> None:
+    """A user saves keys through the API: PocketBase's hook stores ciphertext, the check runs."""
+    base = stack.url("PB_PORT")
+    password = secrets.token_urlsafe(12)
+    user = httpx.post(
+        f"{base}/api/collections/users/records",
+        json={"email": "keys@e2e.test", "password": password, "passwordConfirm": password},
+    ).json()
+    token = httpx.post(
+        f"{base}/api/collections/users/auth-with-password",
+        json={"identity": "keys@e2e.test", "password": password},
+    ).json()["token"]
+    saved = httpx.post(
+        f"{base}/api/collections/api_keys/records",
+        headers={"Authorization": token},
+        json={
+            "user_id": user["id"],
+            "encrypted_fathom": SANDBOX_KEYS[0],
+            "encrypted_loom": "x" * 12,
+        },
+    )
+    assert saved.status_code == 200 and "encrypted_fathom" not in saved.json(), saved.text
+    record = pb.http.get(f"/api/collections/api_keys/records/{saved.json()['id']}").json()
+    assert record["encrypted_fathom"].startswith("f2l2."), record
+    checked = wait_for(
+        "the key check",
+        lambda: (
+            (r := pb.http.get(f"/api/collections/api_keys/records/{record['id']}").json())[
+                "fathom_check"
+            ].startswith("Fathom key accepted")
+            and r
+        ),
+        timeout=60,
+    )
+    say(f"a user's keys saved through the API: stored as ciphertext; {checked['fathom_check']!r}")
+
+
 def check_migrations(stack: Stack) -> None:
     up = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate")
     down = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate", "down", stdin="y\n")
-    assert "Reverted" in down and "1730000002_queue_waits.js" in down, down
+    latest = max(path.name for path in (ROOT / "pb_migrations").glob("*.js"))
+    assert "Reverted" in down and latest in down, down
     again = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate", "up")
-    assert "1730000002_queue_waits.js" in again, again
+    assert latest in again, again
     stack.compose("restart", "pb_global")  # The server reads the collections it caches again.
     say(f"./pocketbase migrate: {up.strip().splitlines()[-1]!r}; migrate down and up: ok")
 
@@ -238,6 +278,7 @@ def main() -> int:
         pb = wait_for("PocketBase", lambda: _login(stack), timeout=120)
         check_scale_down(stack, pb)
         check_completed_once(stack, pb)
+        check_users_keys(stack, pb)
         check_migrations(stack)
         check_flower(stack)
         check_logs(stack)
