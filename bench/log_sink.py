@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.servers import local_stack
 from fathom2loom.logsink.buffer import LogBuffer
-from fathom2loom.logsink.flush import flush_logs
+from fathom2loom.logsink.flush import BATCH_RECORDS, flush_logs
 from fathom2loom.logsink.handler import RedisLogHandler
 from fathom2loom.logsink.records import to_row
 from fathom2loom.pocketbase.client import PocketBase
@@ -45,7 +45,7 @@ def main() -> None:
         flush_started = time.perf_counter()
         handler.flush()  # Whatever the pusher thread has not pushed yet
         while buffer.size():
-            flush_logs(pb, buffer, batch_size=pb.batch_size, max_seconds=600)
+            flush_logs(pb, buffer, batch_size=BATCH_RECORDS, max_seconds=600)
         flushed = time.perf_counter() - flush_started
         stored = len(list(pb.list_all("logs", fields="id", per_page=1000)))
         assert stored == args.records, f"only {stored} of {args.records} records arrived"

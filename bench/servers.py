@@ -17,7 +17,12 @@ sys.path.insert(0, str(ROOT))
 
 from fathom2loom.bootstrap import bootstrap  # noqa: E402
 from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
-from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR, Settings, load_settings  # noqa: E402
+from fathom2loom.settings import (  # noqa: E402
+    DEFAULT_HOOKS_DIR,
+    DEFAULT_MIGRATIONS_DIR,
+    Settings,
+    load_settings,
+)
 
 EMAIL, PASSWORD = "bench@fathom2loom.local", "bench-password-123"
 
@@ -27,8 +32,14 @@ def local_stack(**overrides: Any) -> Iterator[Settings]:
     """Settings pointing at a fresh PocketBase (migrated, bootstrapped) and Redis."""
     # Stop the servers when the bench is interrupted or terminated, too.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    key = secrets.token_hex(32)
     with tempfile.TemporaryDirectory() as tmp:
-        pocketbase = LocalPocketBase(Path(tmp) / "pb", DEFAULT_MIGRATIONS_DIR)
+        pocketbase = LocalPocketBase(
+            Path(tmp) / "pb",
+            DEFAULT_MIGRATIONS_DIR,
+            hooks_dir=DEFAULT_HOOKS_DIR,
+            env={"PB_ENCRYPTION_KEY": key},
+        )
         pocketbase.create_superuser(EMAIL, PASSWORD)
         pocketbase.start()
         store = LocalRedis(Path(tmp) / "redis").start()
@@ -38,7 +49,7 @@ def local_stack(**overrides: Any) -> Iterator[Settings]:
                 redis_url=store.url,
                 pb_admin_email=EMAIL,
                 pb_admin_password=PASSWORD,
-                pb_encryption_key=secrets.token_hex(32),
+                pb_encryption_key=key,
                 _env_file=None,
                 **overrides,
             )

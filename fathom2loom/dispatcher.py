@@ -4,7 +4,7 @@ PocketBase is the truth; Redis only carries messages. Each sync reads the pendin
 rows, plans the fair dispatch order (`fathom2loom.dispatch_plan`), and sends what may start now:
 new rows, rows whose recorded wait is over, and rows whose worker is gone (killed, Redis restarted
 empty). It sends no more than the live workers have slots (`fathom2loom.workers`) and
-`DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed through the batch API.
+`DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed in bulk (`pocketbase.bulk`).
 
 It runs on beat's tick (`tasks.sync_queue`) and on a wake-up (`tasks.realtime_wakeup`): a new row
 (PocketBase realtime), a transfer that finished or must wait (`fathom2loom.wakeups`). Syncs never
@@ -87,23 +87,17 @@ def _queued(record: Record) -> QueuedRow:
 def _write_positions(
     pb: PocketBase, changes: dict[str, int], cleanups: dict[str, dict[str, Any]]
 ) -> int:
-    """Batch-write positions (and clean-ups); a row deleted meanwhile is dropped, the rest go."""
-    bodies: dict[str, dict[str, Any]] = {i: dict(body) for i, body in cleanups.items()}
-    for row_id, position in changes.items():
-        bodies.setdefault(row_id, {})["position"] = position
-    ops = [BatchOp("PATCH", COLLECTION, id=i, body=body) for i, body in bodies.items()]
-    written = 0
-    while ops:
+    """Positions in bulk (one request, one statement); the few clean-ups through the batch API.
+
+    A row deleted meanwhile is passed over.
+    """
+    written = pb.bulk.positions(changes) if changes else 0
+    if cleanups:
+        ops = [BatchOp("PATCH", COLLECTION, id=i, body=body) for i, body in cleanups.items()]
         try:
             pb.batch(ops)
-            return written + len(ops)
-        except PocketBaseBatchFailed as exc:
-            if exc.index is None:
-                raise
-            # Chunks before the failing one are applied; skip the failing row and go on.
-            chunk_start = exc.index - exc.index % pb.batch_size
-            written += chunk_start
-            ops = ops[chunk_start : exc.index] + ops[exc.index + 1 :]
+        except PocketBaseBatchFailed:  # A row went away meanwhile: the next sync tries again.
+            log.info("sync: a retried row changed under the clean-up; the next sync redoes it")
     return written
 
 

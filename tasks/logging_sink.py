@@ -12,10 +12,12 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from celery.signals import after_setup_logger
+from celery import Task
+from celery.signals import after_setup_logger, task_postrun, task_prerun
 
 from fathom2loom.logsink.buffer import LogBuffer
-from fathom2loom.logsink.flush import flush_logs
+from fathom2loom.logsink.context import enter, leave
+from fathom2loom.logsink.flush import BATCH_RECORDS, flush_logs
 from fathom2loom.logsink.handler import install_log_sink
 from fathom2loom.redact import RedactingFilter
 from fathom2loom.settings import get_settings
@@ -34,10 +36,26 @@ def _install(logger: logging.Logger, **_: Any) -> None:
     install_log_sink(settings.redis_url, settings.log_buffer_max_records, logger)
 
 
+_contexts: dict[str, Any] = {}
+
+
+@task_prerun.connect
+def _bind_task(task_id: str, task: Task[Any, Any], **_: Any) -> None:
+    """Every record logged while a task runs names the task (by signal, not in task bodies)."""
+    _contexts[task_id] = enter(task_id=task_id, task=task.name)
+
+
+@task_postrun.connect
+def _unbind_task(task_id: str, **_: Any) -> None:
+    token = _contexts.pop(task_id, None)
+    if token is not None:
+        leave(token)
+
+
 @app.task(name="fathom2loom.flush_logs", ignore_result=True)
 def flush_log_buffer() -> dict[str, Any] | None:
     """Beat's tick: move buffered log records into `logs`."""
     ctx = get_context()
     buffer = LogBuffer(ctx.redis, ctx.settings.log_buffer_max_records)
-    report = flush_logs(ctx.pb, buffer, batch_size=ctx.pb.batch_size)
+    report = flush_logs(ctx.pb, buffer, batch_size=BATCH_RECORDS)
     return None if report is None else asdict(report)

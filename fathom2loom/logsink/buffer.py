@@ -143,12 +143,18 @@ class LogBuffer:
         """The flusher's lock (its `token` goes to `take` and `ack`), or None when held."""
         return Lease.take(self._redis, LOCK, seconds)
 
-    def take(self, token: str, n: int) -> list[dict[str, Any]] | None:
-        """Up to `n` records in processing (leftovers first); None if the lock was lost."""
+    def take_raw(self, token: str, n: int) -> list[bytes] | None:
+        """Up to `n` records in processing (leftovers first), as their JSON text; None if the
+        lock was lost."""
         raw = self._take(keys=[LOCK, HIGH, LOW, PROCESSING], args=[token, n])
         if raw is None:
             return None
-        return [json.loads(item.split(b"|", 1)[1]) for item in raw]
+        return [item.split(b"|", 1)[1] for item in raw]
+
+    def take(self, token: str, n: int) -> list[dict[str, Any]] | None:
+        """The same, decoded."""
+        raw = self.take_raw(token, n)
+        return None if raw is None else [json.loads(item) for item in raw]
 
     def ack(self, token: str, n: int) -> bool:
         """Forget the first `n` processing records: PocketBase has them."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
-__all__ = ["bind", "current", "log_context"]
+__all__ = ["bind", "current", "enter", "leave", "log_context"]
 
 _fields: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("fathom2loom_log_context", default=())
 
@@ -24,6 +24,15 @@ def log_context(**fields: object) -> Iterator[None]:
         yield
     finally:
         _fields.reset(token)
+
+
+def enter(**fields: object) -> Token[tuple[tuple[str, str], ...]]:
+    """`log_context` for callers that cannot use `with` (signal handlers); `leave` undoes it."""
+    return _fields.set(_merge(fields))
+
+
+def leave(token: Token[tuple[tuple[str, str], ...]]) -> None:
+    _fields.reset(token)
 
 
 def bind(**fields: object) -> None:

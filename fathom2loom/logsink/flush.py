@@ -1,28 +1,32 @@
 """Moving buffered records into `logs`: at least once, and never twice.
 
-Each record carries its own id, so re-sending a batch whose fate is unknown (PocketBase down,
-flusher killed) cannot duplicate it: the re-sent batch collides and is written as upserts.
-Records stay in Redis until PocketBase accepted them. A record PocketBase refuses (say its user
-was deleted) is stored without the offending relation rather than lost.
+Records go in thousands at a time through the project's bulk route (`pocketbase.bulk`), which
+inserts each by its own id once: re-sending a batch whose fate is unknown (PocketBase down,
+flusher killed) cannot duplicate it. Records stay in Redis until PocketBase accepted them. A record
+PocketBase refuses is never lost and never blocks the rest: one whose user was deleted is stored
+without the relation (noting whose it was); any other refused record is replaced by an error
+record that carries it, so an operator sees what was refused and why.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from fathom2loom.errors import PocketBaseBatchFailed
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.records import new_id
-from fathom2loom.pocketbase.client import BatchOp, PocketBase
+from fathom2loom.pocketbase.bulk import BulkRefused
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
 
-__all__ = ["FlushReport", "flush_logs"]
+__all__ = ["BATCH_RECORDS", "FlushReport", "flush_logs"]
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 10.0  # Renewed while the flush runs: a killed flusher blocks others briefly.
+BATCH_RECORDS = 5000  # per take from Redis and per request to PocketBase
 
 
 @dataclass
@@ -33,27 +37,45 @@ class FlushReport:
     seconds: float = 0.0
 
 
-def _write(pb: PocketBase, rows: list[dict[str, Any]]) -> None:
-    """Create the rows with their own ids; a batch that partly exists already is upserted.
+def _repaired(row: dict[str, Any], refused: BulkRefused) -> dict[str, Any]:
+    """What to store instead of a refused record: never lose it, never let it block the rest."""
+    if refused.field == "user_id" and row.get("user_id"):
+        metadata = row.get("metadata")
+        kept: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
+        return {**row, "user_id": "", "metadata": {**kept, "unknown_user_id": row["user_id"]}}
+    return {
+        "id": row.get("id") if isinstance(row.get("id"), str) else new_id(),
+        "level": "error",
+        "msg": f"PocketBase refused a log record ({refused.field}: {refused.reason})",
+        "ts": now_iso(),
+        "user_id": "",
+        "component": "logging_sink",
+        "metadata": {"refused": json.dumps(row, default=str)[:100_000]},
+    }
 
-    Plain creates are the fast path (PocketBase inserts them ~1.7x faster than upserts); a
-    batch re-sent after a crash or an outage collides on an id and is written again as upserts.
+
+def _write(pb: PocketBase, rows: list[bytes] | list[dict[str, Any]]) -> None:
+    """Insert the rows by their own ids (a row already there stays as it is).
+
+    Rows still in their JSON text go as they are (the fast path); they are decoded only when
+    PocketBase refused one and it has to be repaired.
     """
-    rows = [dict(r) for r in rows]
-    method: Literal["POST", "PUT"] = "POST"
-    for _ in range(len(rows) + 2):
+    if rows and isinstance(rows[0], bytes):
+        raw = [r for r in rows if isinstance(r, bytes)]
         try:
-            pb.batch([BatchOp(method, "logs", id=r["id"], body=r) for r in rows])
+            if pb.bulk.logs_json(raw):
+                return
+        except BulkRefused:
+            pass
+        rows = [json.loads(r) for r in raw]
+    rows = [dict(r) for r in rows if isinstance(r, dict)]
+    for _ in range(2 * len(rows) + 1):
+        try:
+            pb.bulk.logs(rows)
             return
-        except PocketBaseBatchFailed as exc:
-            if method == "POST" and "id" in exc.field_errors:
-                method = "PUT"
-                continue
-            if exc.index is None or not rows[exc.index].get("user_id"):
-                raise
-            bad = rows[exc.index]  # Its user is gone: keep the record, note whose it was.
-            bad["metadata"] = {**(bad.get("metadata") or {}), "unknown_user_id": bad["user_id"]}
-            bad["user_id"] = ""
+        except BulkRefused as exc:
+            rows[exc.index] = _repaired(rows[exc.index], exc)
+    raise RuntimeError("log records kept being refused")  # Not reached: repairs are accepted.
 
 
 def flush_logs(
@@ -68,7 +90,7 @@ def flush_logs(
     report, started = FlushReport(), time.monotonic()
     try:
         while time.monotonic() - started < max_seconds:
-            rows = buffer.take(token, batch_size)
+            rows = buffer.take_raw(token, batch_size)
             if not rows:
                 break
             _write(pb, rows)

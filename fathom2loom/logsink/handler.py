@@ -1,7 +1,9 @@
 """The logging handler every process installs: it never waits on PocketBase, nor on Redis.
 
-`emit` turns the record into a redacted `logs` row and queues it in memory; a background thread
-pushes whatever is queued to Redis in one call. The caller pays for building the row only. If
+`emit` takes what only the calling moment knows (the formatted message, the secrets in scope, the
+row and task being worked on) and queues it in memory; a background thread builds the redacted
+`logs` rows and pushes whatever is queued to Redis in one call. The caller pays for the capture
+only, a few microseconds. If
 Redis is unreachable the rows wait in the bounded in-process queue and go out when it is back.
 
 Pushed rows are kept here too until the buffer says PocketBase has them (its `durable` mark); if
@@ -18,12 +20,11 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any
 
 import redis
 
 from fathom2loom.logsink.buffer import LogBuffer, encode
-from fathom2loom.logsink.records import to_row
+from fathom2loom.logsink.records import Captured, capture, to_row
 
 __all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink", "quiet_libraries"]
 
@@ -53,7 +54,7 @@ class RedisLogHandler(logging.Handler):
         self.addFilter(ServiceFilter())
         self._url = redis_url
         self._max_records = max_records
-        self._queue: deque[dict[str, Any]] = deque(maxlen=backlog)
+        self._queue: deque[Captured] = deque(maxlen=backlog)
         # (sequence number, encoded row) of pushed rows PocketBase may not have yet.
         self._retained: deque[tuple[int, tuple[str, str]]] = deque(maxlen=backlog)
         self._epoch: str | None = None
@@ -80,9 +81,11 @@ class RedisLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._for_this_process()
-            self._queue.append(to_row(record))
-            self._wake.set()
+            if self._pid != os.getpid():
+                self._for_this_process()
+            self._queue.append(capture(record))
+            if not self._wake.is_set():
+                self._wake.set()
         except Exception:
             self.handleError(record)
 
@@ -126,11 +129,11 @@ class RedisLogHandler(logging.Handler):
         """Push everything queued; False if Redis refused (the rows stay queued)."""
         with self._push_lock:
             while self._queue:
-                rows = [self._queue.popleft() for _ in range(min(PUSH_BATCH, len(self._queue)))]
+                taken = [self._queue.popleft() for _ in range(min(PUSH_BATCH, len(self._queue)))]
                 try:
-                    self._send([encode(row) for row in rows])
+                    self._send([encode(to_row(item)) for item in taken])
                 except redis.RedisError:
-                    self._queue.extendleft(reversed(rows))
+                    self._queue.extendleft(reversed(taken))
                     return False
         return True
 

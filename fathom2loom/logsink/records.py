@@ -1,19 +1,23 @@
-"""A `logging.LogRecord` as a row of the `logs` collection, redacted, with its own id."""
+"""A `logging.LogRecord` as a row of the `logs` collection, redacted, with its own id.
+
+In two steps, so the code that logs pays for the first only: `capture` (at the log call: the
+message formatted, and what the calling context knows: the secrets in scope, the row, the task)
+and `to_row` (later, in the sink's pusher thread: redaction, metadata, the date).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from typing import Any
 
-from celery._state import get_current_task
-
 from fathom2loom.logsink.context import current
-from fathom2loom.redact import redact, redact_value
+from fathom2loom.redact import redact, redact_value, secrets_in_scope
 
-__all__ = ["component_of", "level_of", "new_id", "to_row"]
+__all__ = ["Captured", "capture", "component_of", "level_of", "new_id", "to_row"]
 
 _LEVELS: tuple[tuple[int, str], ...] = (
     (logging.CRITICAL, "fatal"),
@@ -25,6 +29,26 @@ _LEVELS: tuple[tuple[int, str], ...] = (
 # Attributes every LogRecord has; anything else came in through `extra=` and goes to metadata.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _TOP_LEVEL = {"user_id", "component"}
+
+
+@dataclass(frozen=True, slots=True)
+class Captured:
+    """What must be taken at the log call; the rest can wait."""
+
+    id: str  # fixed at the call: a record pushed again keeps its id (stored once)
+    record: logging.LogRecord
+    message: str
+    secrets: tuple[str, ...]
+    context: dict[str, str]
+    traceback: str | None
+
+
+def capture(record: logging.LogRecord) -> Captured:
+    """The cheap part, at the call: later the arguments may have changed, the context is gone."""
+    trace = None
+    if record.exc_info and record.exc_info[0] is not None:
+        trace = "".join(traceback.format_exception(*record.exc_info))[-8000:]
+    return Captured(new_id(), record, record.getMessage(), secrets_in_scope(), current(), trace)
 
 
 def new_id() -> str:
@@ -49,34 +73,38 @@ def component_of(record: logging.LogRecord) -> str:
     return parts[0]  # Libraries by their package: celery, kombu, httpx...
 
 
-def _task_context() -> dict[str, str]:
-    """The Celery task being run in this thread, if any."""
-    task = get_current_task()
-    request_id = getattr(getattr(task, "request", None), "id", None)
-    if task is None or not request_id:
-        return {}
-    return {"task_id": str(request_id), "task": str(task.name)}
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
 
 
-def to_row(record: logging.LogRecord) -> dict[str, Any]:
-    """The `logs` row for a record; `ts` is when the event happened, not when it is stored."""
-    context = current()
-    metadata: dict[str, Any] = {"logger": record.name, **_task_context()}
-    metadata.update({k: v for k, v in context.items() if k not in _TOP_LEVEL})
+def _pb_date(created: float) -> str:
+    """PocketBase's date text, the seconds part formatted once per second."""
+    whole = int(created)
+    if _second[0] != whole:
+        _second[0], _second[1] = whole, time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(whole))
+    return f"{_second[1]}.{int((created - whole) * 1000):03d}Z"
+
+
+def to_row(captured: Captured | logging.LogRecord) -> dict[str, Any]:
+    """The `logs` row; `ts` is when the event happened, not when it is stored."""
+    if isinstance(captured, logging.LogRecord):
+        captured = capture(captured)
+    record, scope = captured.record, captured.secrets
+    metadata: dict[str, Any] = {"logger": record.name}
+    metadata.update({k: v for k, v in captured.context.items() if k not in _TOP_LEVEL})
     for key, value in vars(record).items():
         if key not in _STANDARD and key not in _TOP_LEVEL and not key.startswith("_"):
             metadata[key] = value if isinstance(value, str | int | float | bool) else repr(value)
-    if record.exc_info and record.exc_info[0] is not None:
+    if captured.traceback is not None:
+        assert record.exc_info is not None and record.exc_info[0] is not None
         metadata["exc_type"] = record.exc_info[0].__name__
-        metadata["traceback"] = "".join(traceback.format_exception(*record.exc_info))[-8000:]
-    created = datetime.fromtimestamp(record.created, UTC)
-    user_id = getattr(record, "user_id", None) or context.get("user_id")
+        metadata["traceback"] = captured.traceback
+    user_id = getattr(record, "user_id", None) or captured.context.get("user_id")
     return {
-        "id": new_id(),
+        "id": captured.id,
         "level": level_of(record.levelno),
-        "msg": redact(record.getMessage())[:20000],
-        "ts": created.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z",
+        "msg": redact(captured.message, scope)[:20000],
+        "ts": _pb_date(record.created),
         "user_id": str(user_id) if user_id else "",
         "component": component_of(record)[:100],
-        "metadata": redact_value(metadata),
+        "metadata": redact_value(metadata, scope=scope),
     }

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote as urlquote
 
 import httpx
@@ -33,12 +33,19 @@ from fathom2loom.pocketbase.admin import AdminEndpoints
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.retry import backoff_delay
 
-__all__ = ["BatchOp", "PocketBase", "Record"]
+if TYPE_CHECKING:
+    from fathom2loom.pocketbase.bulk import BulkWriter
+
+__all__ = ["BatchOp", "PocketBase", "RawJSON", "Record"]
 
 Record = dict[str, Any]
 MAX_PER_PAGE = 1000  # PocketBase silently caps perPage here.
 _SAFE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
+
+
+class RawJSON(bytes):
+    """A request body that is JSON text already (thousands of log records, say)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class PocketBase(AdminEndpoints):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.batch_size = batch_size
+        self._bulk: BulkWriter | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, http: httpx.Client | None = None) -> PocketBase:
@@ -104,6 +112,15 @@ class PocketBase(AdminEndpoints):
             retry_attempts=settings.pb_retry_attempts,
             batch_size=settings.pb_batch_size,
         )
+
+    @property
+    def bulk(self) -> BulkWriter:
+        """Many writes per request through the project's route (`pocketbase.bulk`)."""
+        if self._bulk is None:
+            from fathom2loom.pocketbase.bulk import BulkWriter
+
+            self._bulk = BulkWriter(self)
+        return self._bulk
 
     def close(self) -> None:
         if self._owns_http:
@@ -155,10 +172,12 @@ class PocketBase(AdminEndpoints):
         last_fault = "no attempt made"
         for attempt in range(1, self.retry_attempts + 1):
             headers = {"Authorization": self._token} if auth and self._token else {}
+            body: dict[str, Any] = {"json": json}
+            if isinstance(json, RawJSON):  # Already JSON: sent as it is, not encoded again.
+                body = {"content": bytes(json)}
+                headers["Content-Type"] = "application/json"
             try:
-                response = self._http.request(
-                    method, url, json=json, params=params, headers=headers
-                )
+                response = self._http.request(method, url, params=params, headers=headers, **body)
             except httpx.TransportError as exc:
                 if not idempotent and not isinstance(exc, _SAFE_ERRORS):
                     raise PocketBaseUnavailable(

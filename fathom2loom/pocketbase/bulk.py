@@ -1,0 +1,127 @@
+"""Bulk writes through the project's PocketBase route (pb_hooks/bulk.pb.js), with the batch API as
+the fallback for a PocketBase that runs without the hooks.
+
+The route writes a whole list in one SQL statement after checking every value as the collection
+would (50-70x the batch API for positions, ~20x one request per record for logs). A refused list
+raises `BulkRefused` naming the index and field; nothing was written then. When the route is
+missing (404, an older deployment) the same writes go through the batch API, with one warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from fathom2loom.errors import PocketBaseBatchFailed, PocketBaseNotFound, PocketBaseValidation
+from fathom2loom.pocketbase.client import BatchOp, PocketBase, RawJSON
+
+__all__ = ["BulkRefused", "BulkWriter"]
+
+log = logging.getLogger(__name__)
+ROUTE = "/api/fathom2loom/bulk"
+CHUNK = 20_000  # records per request: well below the route's body limit
+
+
+class BulkRefused(PocketBaseValidation):
+    """A value was refused; `index` is its place in the list given, `field` its field."""
+
+    def __init__(self, index: int, field: str, reason: str) -> None:
+        super().__init__(400, f"record {index} was refused ({field}: {reason})")
+        self.index, self.field, self.reason = index, field, reason
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BulkWriter:
+    """Positions and log records, many per request."""
+
+    def __init__(self, pb: PocketBase) -> None:
+        self.pb = pb
+        self.route_missing = False
+
+    def _post(self, kind: str, body: dict[str, Any] | RawJSON, offset: int) -> bool:
+        """True when the route took it; False when there is no route (use the fallback)."""
+        if self.route_missing:
+            return False
+        try:
+            self.pb.request("POST", f"{ROUTE}/{kind}", json=body, idempotent=True)
+            return True
+        except PocketBaseNotFound:
+            self.route_missing = True
+            log.warning(
+                "PocketBase has no bulk route (pb_hooks/ not loaded): writing %s through the"
+                " batch API, much slower",
+                kind,
+            )
+            return False
+        except PocketBaseValidation as exc:
+            index = exc.data.get("index")
+            if isinstance(index, int) and index >= 0:
+                raise BulkRefused(
+                    offset + index, str(exc.data.get("field")), str(exc.data.get("reason"))
+                ) from None
+            raise
+
+    def positions(self, changes: dict[str, int]) -> int:
+        """Set each row's position; rows deleted meanwhile are passed over. Returns the count."""
+        pairs = [[row_id, position] for row_id, position in changes.items()]
+        for start in range(0, len(pairs), CHUNK):
+            chunk = pairs[start : start + CHUNK]
+            if not self._post("positions", {"positions": chunk}, start):
+                return self._batch_positions(changes)
+        return len(pairs)
+
+    def logs_json(self, records: Sequence[bytes]) -> bool:
+        """Log records that are JSON text already, sent as they are (no decoding, no encoding).
+
+        False when there is no route: decode them and use `logs` (the batch API).
+        """
+        for start in range(0, len(records), CHUNK):
+            body = RawJSON(b'{"records":[' + b",".join(records[start : start + CHUNK]) + b"]}")
+            if not self._post("logs", body, start):
+                return False
+        return True
+
+    def logs(self, records: Sequence[dict[str, Any]]) -> None:
+        """Insert log records by their own ids; a record already there is left as it is."""
+        for start in range(0, len(records), CHUNK):
+            chunk = list(records[start : start + CHUNK])
+            if not self._post("logs", {"records": chunk}, start):
+                self._batch_logs(list(records[start:]))
+                return
+
+    # -- the batch API, for a PocketBase without the hooks --------------------------------------
+
+    def _batch_positions(self, changes: dict[str, int]) -> int:
+        ops = [BatchOp("PATCH", "queue", id=i, body={"position": n}) for i, n in changes.items()]
+        written = 0
+        while ops:
+            try:
+                self.pb.batch(ops)
+                return written + len(ops)
+            except PocketBaseBatchFailed as exc:
+                if exc.index is None:
+                    raise
+                # Chunks before the failing one are applied; skip the failing row and go on.
+                chunk_start = exc.index - exc.index % self.pb.batch_size
+                written += chunk_start
+                ops = ops[chunk_start : exc.index] + ops[exc.index + 1 :]
+        return written
+
+    def _batch_logs(self, records: list[dict[str, Any]]) -> None:
+        """Creates first (the fast path); a batch re-sent after a crash collides and is upserted."""
+        method: Literal["POST", "PUT"] = "POST"
+        while True:
+            try:
+                self.pb.batch([BatchOp(method, "logs", id=r["id"], body=r) for r in records])
+                return
+            except PocketBaseBatchFailed as exc:
+                if method == "POST" and "id" in exc.field_errors:
+                    method = "PUT"
+                    continue
+                if exc.index is None:
+                    raise
+                field = next(iter(exc.field_errors), "record")
+                raise BulkRefused(exc.index, field, exc.cause) from None
