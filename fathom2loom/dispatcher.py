@@ -4,7 +4,8 @@ PocketBase is the truth; Redis only carries messages. Each sync reads the pendin
 rows, plans the fair dispatch order (`fathom2loom.dispatch_plan`), and sends what may start now:
 new rows, rows whose recorded wait is over, and rows whose worker is gone (killed, Redis restarted
 empty). It sends no more than the live workers have slots (`fathom2loom.workers`) and
-`DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed in bulk (`pocketbase.bulk`).
+`DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed. Rows are read and
+positions written in bulk (`pocketbase.bulk`): one request each, whatever the queue's length.
 
 It runs on beat's tick (`tasks.sync_queue`) and on a wake-up (`tasks.realtime_wakeup`): a new row
 (PocketBase realtime), a transfer that finished or must wait (`fathom2loom.wakeups`). Syncs never
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,12 +58,14 @@ class SyncReport:
 
 def _rows(pb: PocketBase) -> tuple[list[QueuedRow], dict[str, dict[str, Any]]]:
     """The active rows, and the clean-ups some pending rows need (a retried row's old end)."""
-    found = pb.walk(
-        COLLECTION,
-        filter=f'status = "{Status.PENDING}" || status = "{Status.PROCESSING}"',
-        fields=DISPATCH_FIELDS,
-        per_page=1000,
-    )
+    found: Iterable[Record] | None = pb.bulk.active_rows()
+    if found is None:
+        found = pb.walk(
+            COLLECTION,
+            filter=f'status = "{Status.PENDING}" || status = "{Status.PROCESSING}"',
+            fields=DISPATCH_FIELDS,
+            per_page=1000,
+        )
     rows, cleanups = [], {}
     for record in found:
         rows.append(_queued(record))

@@ -16,45 +16,64 @@ const REASONS = {
   metadata: "must be at most 200000 bytes of JSON",
 };
 
-const ID_BAD = (value) =>
-  `(json_type(${value}) IS NOT 'text' OR length(json_extract(${value})) != 15` +
-  ` OR json_extract(${value}) GLOB '*[^a-z0-9]*')`;
+// Each list is walked once into JSONB (binary JSON: reading a field is a short walk, not a parse
+// of the record's text), materialized so that SQLite does not redo it for every reference.
+const RECORDS = (path) =>
+  "WITH r AS MATERIALIZED (SELECT CAST(key AS INTEGER) AS idx, type AS t, jsonb(value) AS v" +
+  ` FROM json_each({:body}, '${path}'))`;
+
+const ID_BAD = (path) =>
+  `(json_type(v, '${path}') IS NOT 'text' OR length(v ->> '${path}') != 15` +
+  ` OR (v ->> '${path}') GLOB '*[^a-z0-9]*')`;
+
+const TEXT_BAD = (path, max) =>
+  `(json_type(v, '${path}') NOT IN ('text', 'null') OR` +
+  ` length(coalesce(v ->> '${path}', '')) > ${max})`;
 
 const POSITIONS_CHECK =
-  "SELECT CAST(j.key AS INTEGER) AS idx, CASE" +
-  " WHEN json_type(j.value) != 'array' OR json_array_length(j.value) != 2 THEN 'positions'" +
-  ` WHEN ${ID_BAD("j.value, '$[0]'")} THEN 'id'` +
-  " WHEN json_type(j.value, '$[1]') IS NOT 'integer' OR json_extract(j.value, '$[1]') < 0" +
-  " THEN 'position' END AS bad FROM json_each({:data}) AS j" +
-  " WHERE bad IS NOT NULL LIMIT 1";
-
-const TEXT_OR_ABSENT = (path, max) =>
-  `(json_type(j.value, '${path}') NOT IN ('text', 'null') OR` +
-  ` length(coalesce(json_extract(j.value, '${path}'), '')) > ${max})`;
+  RECORDS("$.positions") +
+  " SELECT idx, CASE" +
+  " WHEN t != 'array' OR json_array_length(v) != 2 THEN 'positions'" +
+  ` WHEN ${ID_BAD("$[0]")} THEN 'id'` +
+  " WHEN json_type(v, '$[1]') IS NOT 'integer' OR (v ->> '$[1]') < 0 THEN 'position'" +
+  " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
 
 const LOGS_CHECK =
-  "SELECT CAST(j.key AS INTEGER) AS idx, CASE" +
-  " WHEN json_type(j.value) != 'object' THEN 'record'" +
-  ` WHEN ${ID_BAD("j.value, '$.id'")} THEN 'id'` +
-  " WHEN json_type(j.value, '$.level') IS NOT 'text' OR json_extract(j.value, '$.level')" +
+  RECORDS("$.records") +
+  " SELECT idx, CASE" +
+  " WHEN t != 'object' THEN 'record'" +
+  ` WHEN ${ID_BAD("$.id")} THEN 'id'` +
+  " WHEN json_type(v, '$.level') IS NOT 'text' OR (v ->> '$.level')" +
   " NOT IN ('trace', 'debug', 'info', 'warn', 'error', 'fatal') THEN 'level'" +
-  ` WHEN ${TEXT_OR_ABSENT("$.msg", 20000)} THEN 'msg'` +
-  " WHEN json_type(j.value, '$.ts') IS NOT 'text' OR NOT json_extract(j.value, '$.ts') GLOB" +
+  ` WHEN ${TEXT_BAD("$.msg", 20000)} THEN 'msg'` +
+  " WHEN json_type(v, '$.ts') IS NOT 'text' OR NOT (v ->> '$.ts') GLOB" +
   " '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]*Z'" +
-  " OR julianday(substr(json_extract(j.value, '$.ts'), 1, 19)) IS NULL THEN 'ts'" +
-  ` WHEN ${TEXT_OR_ABSENT("$.user_id", 15)} THEN 'user_id'` +
-  " WHEN coalesce(json_extract(j.value, '$.user_id'), '') != '' AND NOT EXISTS" +
-  " (SELECT 1 FROM users WHERE users.id = json_extract(j.value, '$.user_id')) THEN 'user_id'" +
-  ` WHEN ${TEXT_OR_ABSENT("$.component", 100)} THEN 'component'` +
-  " WHEN length(coalesce(json_extract(j.value, '$.metadata'), 'null')) > 200000" +
-  " THEN 'metadata' END AS bad FROM json_each({:data}) AS j" +
-  " WHERE bad IS NOT NULL LIMIT 1";
+  " OR julianday(substr(v ->> '$.ts', 1, 19)) IS NULL THEN 'ts'" +
+  ` WHEN ${TEXT_BAD("$.user_id", 15)} THEN 'user_id'` +
+  " WHEN coalesce(v ->> '$.user_id', '') != '' AND NOT EXISTS" +
+  " (SELECT 1 FROM users WHERE users.id = v ->> '$.user_id') THEN 'user_id'" +
+  ` WHEN ${TEXT_BAD("$.component", 100)} THEN 'component'` +
+  " WHEN length(coalesce(v -> '$.metadata', 'null')) > 200000 THEN 'metadata'" +
+  " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
 
-// The refusal of the first bad value in `data` (a JSON list), or null when all are good.
-function refusal(check, data) {
+const POSITIONS_WRITE =
+  RECORDS("$.positions") +
+  " UPDATE queue SET position = CAST(r.v ->> '$[1]' AS INTEGER), updated = {:now}" +
+  " FROM r WHERE queue.id = r.v ->> '$[0]'";
+
+// INSERT OR IGNORE: a record whose id is there already (a retried batch) is left as it is.
+const LOGS_WRITE =
+  RECORDS("$.records") +
+  " INSERT OR IGNORE INTO logs (id, level, msg, ts, user_id, component, metadata, created)" +
+  " SELECT v ->> '$.id', v ->> '$.level', coalesce(v ->> '$.msg', '')," +
+  " replace(v ->> '$.ts', 'T', ' '), coalesce(v ->> '$.user_id', '')," +
+  " coalesce(v ->> '$.component', ''), coalesce(v -> '$.metadata', 'null'), {:now} FROM r";
+
+// The refusal of the first bad value in the list, or null when all are good.
+function refusal(check, text) {
   const found = new DynamicModel({ idx: 0, bad: "" });
   try {
-    $app.db().newQuery(check).bind({ data: data }).one(found);
+    $app.db().newQuery(check).bind({ body: text }).one(found);
   } catch (_) {
     return null; // No row: nothing is wrong.
   }
@@ -66,32 +85,47 @@ function refusal(check, data) {
   };
 }
 
-// The JSON list under `name` in the request body, as text, or null when there is none. The body
-// is handed to SQLite as it came: turning thousands of records into JavaScript objects and back
-// would cost more than the write.
-function list(e, name) {
-  const body = toString(e.request.body);
-  const found = new DynamicModel({ list: "" });
+// The request body as text when it holds a JSON list under `name`, or null. The body goes to
+// SQLite as it came: turning thousands of records into JavaScript objects and back would cost
+// more than the write.
+function body(e, name) {
+  const text = toString(e.request.body);
+  const found = new DynamicModel({ ok: false });
   try {
     $app
       .db()
-      .newQuery(`SELECT json_extract({:body}, '$.${name}') AS list WHERE json_type({:body}, '$.${name}') = 'array'`)
-      .bind({ body: body })
+      .newQuery(`SELECT 1 AS ok WHERE json_type({:body}, '$.${name}') = 'array'`)
+      .bind({ body: text })
       .one(found);
   } catch (_) {
-    return null;
+    return null; // Not JSON, or no list there.
   }
-  return found.list;
+  return text;
 }
 
-function count(data) {
-  const found = new DynamicModel({ n: 0 });
-  $app.db().newQuery("SELECT json_array_length({:data}) AS n").bind({ data: data }).one(found);
-  return found.n;
-}
-
-function listRefusal(name) {
-  return { status: 400, message: `${name} must be a list.`, data: { index: -1, field: name } };
+// A bulk write: the list under `name` checked (400 naming the first bad record, nothing
+// written), then written by one statement in one transaction; `after(text)` runs once it is in.
+function write(e, name, check, statement, after) {
+  const text = body(e, name);
+  if (text === null) {
+    return e.json(400, {
+      status: 400,
+      message: `The body must be {"${name}": [...]}.`,
+      data: { index: -1, field: name, reason: "must be a list" },
+    });
+  }
+  const refused = refusal(check, text);
+  if (refused) {
+    return e.json(400, refused);
+  }
+  let written = 0;
+  $app.runInTransaction((txApp) => {
+    written = txApp.db().newQuery(statement).bind({ body: text, now: now() }).execute().rowsAffected();
+  });
+  if (after) {
+    after(text);
+  }
+  return e.json(200, { written: written });
 }
 
 // PocketBase's date text for now.
@@ -100,7 +134,7 @@ function now() {
 }
 
 // Each subscribed user hears the new positions of their own rows; superusers hear all of them.
-function announcePositions(data) {
+function announcePositions(text) {
   const clients = $app.subscriptionsBroker().clients();
   const listening = [];
   for (const id in clients) {
@@ -116,9 +150,9 @@ function announcePositions(data) {
     .db()
     .newQuery(
       "SELECT queue.id AS id, queue.user_id AS user_id, queue.position AS position FROM queue" +
-        " JOIN json_each({:data}) AS j ON queue.id = json_extract(j.value, '$[0]')",
+        " JOIN json_each({:body}, '$.positions') AS j ON queue.id = j.value ->> '$[0]'",
     )
-    .bind({ data: data })
+    .bind({ body: text })
     .all(rows);
   const all = {};
   const byUser = {};
@@ -136,13 +170,28 @@ function announcePositions(data) {
   }
 }
 
+// The active queue rows as a JSON list, with the fields the dispatcher reads.
+function activeRows() {
+  const found = new DynamicModel({ rows: "" });
+  $app
+    .db()
+    .newQuery(
+      "SELECT coalesce(json_group_array(json_object('id', id, 'user_id', user_id," +
+        " 'status', status, 'queued_at', queued_at, 'created', created," +
+        " 'position', position, 'next_attempt_at', next_attempt_at," +
+        " 'completed_at', completed_at, 'error_message', error_message)), '[]') AS rows" +
+        " FROM (SELECT * FROM queue WHERE status IN ('pending', 'processing') ORDER BY id)",
+    )
+    .one(found);
+  return found.rows;
+}
+
 module.exports = {
   LOGS_CHECK,
+  LOGS_WRITE,
   POSITIONS_CHECK,
+  POSITIONS_WRITE,
+  activeRows,
   announcePositions,
-  count,
-  list,
-  listRefusal,
-  now,
-  refusal,
+  write,
 };

@@ -3,10 +3,10 @@
 Started in the beat process (`beat_init`). One thread runs a sync whenever something asks for one:
 - a sync request that is due (`fathom2loom.wakeups`): a transfer finished, failed or recorded a
   wait (then at the moment the wait ends), or the last sync saw a wait that ends later;
-- a PocketBase realtime event that means new work (`REALTIME_WAKEUP`): a row created, set back
-  to pending, cancelled, or ended; and once after every (re)connect of the listener, since events
-  missed while disconnected are not replayed. Writes that change nothing of that (a position, a
-  progress update) do not wake it: the sync's own writes never start another sync.
+- a PocketBase realtime event that means new work (`fathom2loom.queue_events`): a row created,
+  set back to pending, cancelled, or ended; and once after every (re)connect of the listener,
+  since events missed while disconnected are not replayed. Writes that change nothing of that (a
+  position, a progress update) do not wake it: the sync's own writes never start another sync.
 The same listener hears users saving keys (`api_keys`) and sends the key check at once.
 Beat's tick still covers everything when Redis or the listener is away; nothing here is the only
 path to a row.
@@ -23,7 +23,7 @@ from celery.signals import beat_init
 
 from fathom2loom.key_check import fingerprint
 from fathom2loom.pocketbase.realtime import RealtimeListener
-from fathom2loom.queue_rows import Status
+from fathom2loom.queue_events import NewWorkFilter
 from fathom2loom.wakeups import take_due
 from tasks.context import WorkerContext, get_context
 from tasks.keys_check import check_saved_keys
@@ -40,7 +40,7 @@ class Wakeup:
         self.ctx = ctx
         self.wake = threading.Event()
         self.stop = threading.Event()
-        self._statuses: dict[str, str] = {}  # active rows' last status seen
+        self.new_work = NewWorkFilter()
         self.listener: RealtimeListener | None = None
         if ctx.settings.realtime_wakeup:
             self.listener = RealtimeListener(
@@ -49,21 +49,12 @@ class Wakeup:
             self.listener.stop = self.stop
 
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
-        record = data.get("record") or {}
-        if data.get("action") not in ("create", "update"):
-            return
+        record, action = data.get("record") or {}, str(data.get("action"))
         if topic.startswith("api_keys/"):
-            if record.get("checked_for") != fingerprint(record):
+            if action != "delete" and record.get("checked_for") != fingerprint(record):
                 check_saved_keys.apply_async()
-        elif self._status_changed(str(record.get("id")), str(record.get("status"))):
+        elif self.new_work.means_new_work(action, record):
             self.wake.set()
-
-    def _status_changed(self, row_id: str, status: str) -> bool:
-        """A new row, or a status other than the one last seen (kept for active rows only)."""
-        before = self._statuses.pop(row_id, None)
-        if status in (Status.PENDING, Status.PROCESSING):
-            self._statuses[row_id] = status
-        return status != before and status != Status.PROCESSING
 
     def _due(self) -> bool:
         try:

@@ -114,7 +114,8 @@ def test_queue_status_moves_a_user_may_make(pb: PocketBase, users: Users) -> Non
     assert set_status(pending, "cancelled", who=bob).status_code == 404
     # But can cancel a pending or a processing row, which leaves the line at once
     pb.update("queue", pending, {"position": 7})
-    assert set_status(pending, "cancelled").status_code == 200
+    cancelled = set_status(pending, "cancelled")
+    assert cancelled.status_code == 200 and cancelled.json()["position"] == 0
     assert pb.get("queue", pending)["status"] == "cancelled"
     assert pb.get("queue", pending)["position"] == 0
     processing = seed(pb, "queue", alice, status="processing")

@@ -26,7 +26,7 @@ __all__ = ["BATCH_RECORDS", "FlushReport", "flush_logs"]
 
 log = logging.getLogger(__name__)
 LOCK_SECONDS = 10.0  # Renewed while the flush runs: a killed flusher blocks others briefly.
-BATCH_RECORDS = 5000  # per take from Redis and per request to PocketBase
+BATCH_RECORDS = 10000  # per take from Redis and per request to PocketBase
 
 
 @dataclass

@@ -31,7 +31,7 @@ __all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink", "quiet_librar
 OWN_LOGGERS = ("fathom2loom", "tasks", "__main__")
 # Libraries whose INFO lines carry URLs (httpx logs every request line, signed URLs included).
 CHATTY_LIBRARIES = ("httpx", "httpcore")
-PUSH_BATCH = 500
+PUSH_BATCH = 2000
 CHECK_SECONDS = 1.0
 NOT_PUSHED = 2**62  # the sequence number of a kept row whose push is not known to have landed
 

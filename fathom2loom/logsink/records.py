@@ -11,8 +11,7 @@ import logging
 import os
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fathom2loom.logsink.context import current
 from fathom2loom.redact import redact, redact_value, secrets_in_scope
@@ -26,20 +25,21 @@ _LEVELS: tuple[tuple[int, str], ...] = (
     (logging.INFO, "info"),
     (logging.DEBUG, "debug"),
 )
-# Attributes every LogRecord has; anything else came in through `extra=` and goes to metadata.
+# Attributes every LogRecord has, and those that become columns of their own: anything else came
+# in through `extra=` and goes to metadata.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _TOP_LEVEL = {"user_id", "component"}
+_NOT_METADATA = frozenset(_STANDARD | _TOP_LEVEL)
 
 
-@dataclass(frozen=True, slots=True)
-class Captured:
+class Captured(NamedTuple):
     """What must be taken at the log call; the rest can wait."""
 
     id: str  # fixed at the call: a record pushed again keeps its id (stored once)
     record: logging.LogRecord
     message: str
     secrets: tuple[str, ...]
-    context: dict[str, str]
+    context: tuple[tuple[str, str], ...]
     traceback: str | None
 
 
@@ -90,15 +90,22 @@ def to_row(captured: Captured | logging.LogRecord) -> dict[str, Any]:
         captured = capture(captured)
     record, scope = captured.record, captured.secrets
     metadata: dict[str, Any] = {"logger": record.name}
-    metadata.update({k: v for k, v in captured.context.items() if k not in _TOP_LEVEL})
-    for key, value in vars(record).items():
-        if key not in _STANDARD and key not in _TOP_LEVEL and not key.startswith("_"):
+    user_id = None
+    for key, value in captured.context:
+        if key == "user_id":
+            user_id = value
+        elif key != "component":
+            metadata[key] = value
+    attributes = vars(record)
+    for key in attributes.keys() - _NOT_METADATA:
+        if not key.startswith("_"):
+            value = attributes[key]
             metadata[key] = value if isinstance(value, str | int | float | bool) else repr(value)
     if captured.traceback is not None:
         assert record.exc_info is not None and record.exc_info[0] is not None
         metadata["exc_type"] = record.exc_info[0].__name__
         metadata["traceback"] = captured.traceback
-    user_id = getattr(record, "user_id", None) or captured.context.get("user_id")
+    user_id = attributes.get("user_id") or user_id
     return {
         "id": captured.id,
         "level": level_of(record.levelno),

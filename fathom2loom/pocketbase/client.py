@@ -34,7 +34,7 @@ from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.retry import backoff_delay
 
 if TYPE_CHECKING:
-    from fathom2loom.pocketbase.bulk import BulkWriter
+    from fathom2loom.pocketbase.bulk import BulkRoutes
 
 __all__ = ["BatchOp", "PocketBase", "RawJSON", "Record"]
 
@@ -99,7 +99,7 @@ class PocketBase(AdminEndpoints):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.batch_size = batch_size
-        self._bulk: BulkWriter | None = None
+        self._bulk: BulkRoutes | None = None
 
     @classmethod
     def from_settings(cls, settings: Any, http: httpx.Client | None = None) -> PocketBase:
@@ -114,12 +114,12 @@ class PocketBase(AdminEndpoints):
         )
 
     @property
-    def bulk(self) -> BulkWriter:
-        """Many writes per request through the project's route (`pocketbase.bulk`)."""
+    def bulk(self) -> BulkRoutes:
+        """Many rows per request through the project's routes (`pocketbase.bulk`)."""
         if self._bulk is None:
-            from fathom2loom.pocketbase.bulk import BulkWriter
+            from fathom2loom.pocketbase.bulk import BulkRoutes
 
-            self._bulk = BulkWriter(self)
+            self._bulk = BulkRoutes(self)
         return self._bulk
 
     def close(self) -> None:
