@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden, PocketBaseNotFound
 from fathom2loom.local_servers import LocalPocketBase
+from fathom2loom.pocketbase.bulk import ROUTE as BULK_ROUTE
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.schema import (
     REQUIRED_COLLECTIONS,
@@ -147,6 +149,20 @@ def _check_hooks(pb: PocketBase, report: BootstrapReport) -> None:
             "PocketBase's hooks cannot encrypt users' keys: set PB_ENCRYPTION_KEY in"
             " PocketBase's environment (the same key the workers have)"
         )
+    empty_lists: dict[str, dict[str, list[Any]]] = {
+        "positions": {"positions": []},
+        "logs": {"records": []},
+    }
+    for kind, body in empty_lists.items():
+        try:  # An empty list: the route answers, checks, and writes nothing.
+            pb.request("POST", f"{BULK_ROUTE}/{kind}", json=body)
+        except PocketBaseNotFound:
+            report.warn(
+                f"PocketBase's hooks have no bulk route for {kind} ({BULK_ROUTE}/{kind}): they"
+                " are older than this service; deploy pb_hooks/ from this release (until then"
+                " positions and logs go through the batch API, 20-50x slower)"
+            )
+            return
 
 
 def _seed_defaults(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:

@@ -19,7 +19,8 @@ const REASONS = {
 // Each list is walked once into JSONB (binary JSON: reading a field is a short walk, not a parse
 // of the record's text), materialized so that SQLite does not redo it for every reference.
 const RECORDS = (path) =>
-  "WITH r AS MATERIALIZED (SELECT CAST(key AS INTEGER) AS idx, type AS t, jsonb(value) AS v" +
+  "WITH r AS MATERIALIZED (SELECT CAST(key AS INTEGER) AS idx, type AS t," +
+  " CASE WHEN type IN ('object', 'array') THEN jsonb(value) END AS v" +
   ` FROM json_each({:body}, '${path}'))`;
 
 const ID_BAD = (path) =>

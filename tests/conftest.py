@@ -6,8 +6,10 @@ when tests fail. Nothing here connects to a server this session did not start.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +52,12 @@ def start_pocketbase(
     superuser: bool = True,
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
     hooks: bool = True,
+    hooks_dir: Path = DEFAULT_HOOKS_DIR,
 ) -> Any:
     server = LocalPocketBase(
         root / "pb_data",
         migrations_dir if migrations else None,
-        hooks_dir=DEFAULT_HOOKS_DIR if hooks else None,
+        hooks_dir=hooks_dir if hooks else None,
         env={"PB_ENCRYPTION_KEY": ENCRYPTION_KEY},
     )
     if superuser:
@@ -141,6 +144,37 @@ class UserSession:
         response = self.call("GET", self.records(collection), params=params)
         response.raise_for_status()
         return {item["id"] for item in response.json()["items"]}
+
+    def subscribe(self, *topics: str) -> Subscription:
+        return Subscription(self.http, list(topics))
+
+
+class Subscription:
+    """A realtime connection as a browser holds it: what PocketBase sends on `topics`, in order."""
+
+    def __init__(self, http: httpx.Client, topics: list[str]) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._http, self._topics = http, topics
+        self._ready = threading.Event()
+        threading.Thread(target=self._listen, daemon=True).start()
+        assert self._ready.wait(10), "no realtime connection"
+
+    def _listen(self) -> None:
+        from fathom2loom.pocketbase.realtime import parse_sse
+
+        timeout = httpx.Timeout(10, read=None)
+        with (
+            httpx.Client(base_url=self._http.base_url, timeout=timeout) as sse,
+            sse.stream("GET", "/api/realtime") as response,
+        ):
+            for event, data in parse_sse(response.iter_lines()):
+                if event == "PB_CONNECT":
+                    subscriptions = {"clientId": json.loads(data)["clientId"]}
+                    subscriptions["subscriptions"] = self._topics  # type: ignore[assignment]
+                    self._http.post("/api/realtime", json=subscriptions).raise_for_status()
+                    self._ready.set()
+                else:
+                    self.events.append((event, json.loads(data)))
 
 
 @pytest.fixture

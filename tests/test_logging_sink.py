@@ -253,6 +253,39 @@ def test_the_ceiling_drops_the_oldest_low_severity_records_and_says_so(
     assert "log buffer full: dropped 10 oldest low-severity records" in messages
 
 
+def test_a_refused_record_is_kept_and_never_blocks_the_rest(
+    pb: PocketBase, redis_client: redis.Redis
+) -> None:
+    gone = pb.create(
+        "users", {"email": "gone@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+    )
+    pb.delete("users", gone["id"])
+    base = {"ts": "2026-11-25 10:00:00.000Z", "user_id": "", "component": "t", "metadata": {}}
+    buffer = LogBuffer(redis_client)
+    # When, among good records, one names a user deleted meanwhile and one has no valid level
+    buffer.push(
+        {**base, "id": "good00000000001", "level": "info", "msg": "before"},
+        {**base, "id": "orphan000000001", "level": "info", "msg": "theirs", "user_id": gone["id"]},
+        {**base, "id": "loud00000000001", "level": "loud", "msg": "odd one"},
+        {**base, "id": "good00000000002", "level": "info", "msg": "after"},
+    )
+    drain(pb, redis_client)
+    # Expect every good record in, the orphan without its relation (saying whose it was), and
+    # the refused one replaced by an error that carries it and says why
+    stored = {r["id"]: r for r in pb.list_all("logs")}
+    assert {stored["good00000000001"]["msg"], stored["good00000000002"]["msg"]} == {
+        "before",
+        "after",
+    }
+    orphan = stored["orphan000000001"]
+    assert orphan["user_id"] == "" and orphan["metadata"]["unknown_user_id"] == gone["id"]
+    refused = stored["loud00000000001"]
+    assert (refused["level"], refused["component"]) == ("error", "logging_sink")
+    assert refused["msg"].startswith("PocketBase refused a log record (level:")
+    assert '"msg": "odd one"' in refused["metadata"]["refused"]
+    assert buffer.size() == 0
+
+
 def test_celery_processes_install_the_sink(settings: Settings, redis_server: Any) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
     env.update(

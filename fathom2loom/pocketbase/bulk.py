@@ -46,8 +46,8 @@ class BulkRoutes:
     def _missing(self, kind: str) -> None:
         self.route_missing = True
         log.warning(
-            "PocketBase has no bulk routes (pb_hooks/ not loaded): %s go through the public"
-            " API, much slower",
+            "PocketBase has no bulk routes (pb_hooks/ not loaded, or older than this service):"
+            " %s go through the public API, much slower",
             kind,
         )
 

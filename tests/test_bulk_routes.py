@@ -1,0 +1,266 @@
+"""The bulk routes inside PocketBase (pb_hooks/bulk.pb.js), through the service's own client.
+
+Raw SQL skips PocketBase's field checks, rules, record hooks and realtime events, so these tests
+hold the routes to what the records API would do: only the service may call them, a bad value
+refuses the whole list with its index and writes nothing, a retried log batch is stored once,
+users still hear their rows' new positions, and a PocketBase without the routes still works
+(through the batch API), with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.dispatcher import _rows
+from fathom2loom.errors import PocketBaseValidation
+from fathom2loom.logsink.records import new_id
+from fathom2loom.pocketbase import bulk
+from fathom2loom.pocketbase.bulk import ROUTE, BulkRefused
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.settings import DEFAULT_HOOKS_DIR
+from tests.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    UserSession,
+    make_settings,
+    start_pocketbase,
+)
+
+
+def seed(pb: PocketBase, user_id: str, **fields: Any) -> str:
+    meeting = fields.pop("meeting_id", new_id())
+    row = {"user_id": user_id, "meeting_id": meeting, "status": "pending", **fields}
+    return str(pb.create("queue", row)["id"])
+
+
+def log_record(**fields: Any) -> dict[str, Any]:
+    record = {
+        "id": new_id(),
+        "level": "info",
+        "msg": "moved",
+        "ts": "2026-11-25 10:00:00.123Z",
+        "user_id": "",
+        "component": "transfer",
+        "metadata": {"row_id": "r1"},
+    }
+    return {**record, **fields}
+
+
+def stored_logs(pb: PocketBase) -> list[dict[str, Any]]:
+    return list(pb.list_all("logs", sort="ts,id"))
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 10) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return found
+
+
+def test_only_a_superuser_may_call_the_routes(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    row = seed(pb, alice.id, status="pending", position=1)
+    calls = [
+        ("POST", "positions", {"positions": [[row, 9]]}),
+        ("POST", "logs", {"records": [log_record(user_id=alice.id)]}),
+        ("GET", "active", None),
+    ]
+    anonymous = httpx.Client(base_url=pb.base_url, timeout=10)
+    for method, kind, body in calls:
+        # When nobody signed in, or a user, calls a route
+        nobody = anonymous.request(method, f"{ROUTE}/{kind}", json=body)
+        user = alice.call(method, f"{ROUTE}/{kind}", json=body)
+        # Expect PocketBase's refusals, and nothing written
+        assert nobody.status_code == 401, (kind, nobody.text)
+        assert user.status_code == 403, (kind, user.text)
+    assert pb.get("queue", row)["position"] == 1
+    assert stored_logs(pb) == []
+    anonymous.close()
+
+
+def test_a_bad_position_refuses_the_list_with_its_index(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    rows = [seed(pb, alice.id, status="pending", position=n + 1) for n in range(3)]
+    refusals = {
+        ("position", 1): [[rows[0], 5], [rows[1], -1], [rows[2], 7]],
+        ("id", 2): [[rows[0], 5], [rows[1], 6], ["not-an-id", 7]],
+    }
+    for (field, index), pairs in refusals.items():
+        # When one value of the list is bad
+        with pytest.raises(BulkRefused) as refused:
+            pb.bulk.positions(dict(pairs))
+        # Expect its index and field named, and not one position written
+        assert (refused.value.field, refused.value.index) == (field, index)
+        assert [pb.get("queue", r)["position"] for r in rows] == [1, 2, 3]
+    # A position that is not a whole number is refused in words, too
+    with pytest.raises(PocketBaseValidation) as answer:
+        pb.request("POST", f"{ROUTE}/positions", json={"positions": [[rows[0], 1.5]]})
+    assert answer.value.message == (
+        "Record 0 was refused (position: must be a whole number, 0 or more); nothing was written."
+    )
+    # And a body without the list is refused as such
+    with pytest.raises(PocketBaseValidation) as answer:
+        pb.request("POST", f"{ROUTE}/positions", json={"rows": []})
+    assert answer.value.data == {"index": -1, "field": "positions", "reason": "must be a list"}
+    # While good ones are written, a row deleted meanwhile passed over
+    pb.delete("queue", rows[2])
+    assert pb.bulk.positions({rows[0]: 3, rows[1]: 1, rows[2]: 2}) == 3
+    assert [pb.get("queue", r)["position"] for r in rows[:2]] == [3, 1]
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("level", {"level": "verbose"}),
+        ("level", {"level": None}),
+        ("ts", {"ts": "yesterday"}),
+        ("ts", {"ts": "2026-13-45 99:00:00Z"}),
+        ("user_id", {"user_id": "nosuchuser0000"}),
+        ("user_id", {"user_id": "abc"}),
+        ("id", {"id": "SHOUTING-ID-123"}),
+        ("msg", {"msg": "x" * 20001}),
+        ("component", {"component": ["not", "text"]}),
+        ("record", None),
+    ],
+)
+def test_a_bad_log_record_refuses_the_batch_with_its_index(
+    pb: PocketBase, make_user: Callable[[str], UserSession], field: str, bad: Any
+) -> None:
+    alice = make_user("alice")
+    good = [log_record(user_id=alice.id), log_record(), log_record(level="error")]
+    broken = log_record(**bad) if isinstance(bad, dict) else "not a record"
+    # When the third record of four is bad
+    with pytest.raises(BulkRefused) as refused:
+        pb.bulk.logs([*good[:2], broken, good[2]])  # type: ignore[list-item]
+    # Expect its index and field, and none of the four stored
+    assert (refused.value.index, refused.value.field) == (2, field)
+    assert stored_logs(pb) == []
+    # The good ones alone go in, as the collection reads them
+    pb.bulk.logs(good)
+    stored = {r["id"]: r for r in stored_logs(pb)}
+    assert set(stored) == {r["id"] for r in good}
+    first = stored[good[0]["id"]]
+    assert (first["user_id"], first["level"], first["ts"]) == (
+        alice.id,
+        "info",
+        "2026-11-25 10:00:00.123Z",
+    )
+    assert first["metadata"] == {"row_id": "r1"}
+
+
+def test_an_index_counts_from_the_start_of_the_whole_list(
+    pb: PocketBase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When the records go in several requests and the fifth is bad
+    monkeypatch.setattr(bulk, "CHUNK", 2)
+    records = [log_record() for _ in range(6)]
+    records[4]["level"] = "loud"
+    with pytest.raises(BulkRefused) as refused:
+        pb.bulk.logs(records)
+    # Expect its place in the whole list; the chunks before it are in, nothing after it
+    assert refused.value.index == 4
+    assert {r["id"] for r in stored_logs(pb)} == {r["id"] for r in records[:4]}
+
+
+def test_a_retried_log_batch_writes_each_record_once(pb: PocketBase) -> None:
+    records = [log_record(msg=f"record {n}") for n in range(50)]
+    first = pb.request("POST", f"{ROUTE}/logs", json={"records": records})
+    # When the same batch comes again (its answer was lost), partly changed even
+    again = [*records[:25], *(dict(r, msg="changed") for r in records[25:])]
+    second = pb.request("POST", f"{ROUTE}/logs", json={"records": again})
+    # Expect every record once, as first written
+    assert (first["written"], second["written"]) == (50, 0)
+    stored = stored_logs(pb)
+    assert len(stored) == 50
+    assert {r["msg"] for r in stored} == {f"record {n}" for n in range(50)}
+
+
+def test_users_hear_the_new_positions_of_their_own_rows(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice, bob = make_user("alice"), make_user("bob")
+    mine = [seed(pb, alice.id, status="pending", position=n + 1) for n in range(2)]
+    theirs = seed(pb, bob.id, status="pending", position=3)
+    # When alice follows her rows and the dispatcher moves everyone's
+    followed = alice.subscribe("fathom2loom/positions", "queue/*")
+    pb.bulk.positions({mine[0]: 2, mine[1]: 3, theirs: 1})
+    # Expect one message with her rows' new positions, nothing about bob's
+    events = wait_for(lambda: followed.events)
+    assert events[0] == ("fathom2loom/positions", {"positions": {mine[0]: 2, mine[1]: 3}})
+    time.sleep(0.5)
+    assert len(followed.events) == 1  # No record events: one message per sync, not one per row
+    # And when bob's row alone moves, alice hears nothing
+    pb.bulk.positions({theirs: 4})
+    time.sleep(0.5)
+    assert len(followed.events) == 1
+
+
+def test_the_active_rows_read_in_bulk_match_the_records_api(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    for n, status in enumerate(["pending", "processing", "completed", "failed", "pending"]):
+        seed(pb, alice.id, status=status, position=n, meeting_id=str(n))
+    # When the dispatcher reads the rows through the route, then through the records API
+    bulk_rows = _rows(pb)
+    pb.bulk.route_missing = True
+    try:
+        api_rows = _rows(pb)
+    finally:
+        pb.bulk.route_missing = False
+    # Expect the same active rows, the same way
+    assert bulk_rows == api_rows
+    assert sorted(r.status for r in bulk_rows[0]) == ["pending", "pending", "processing"]
+
+
+def test_without_the_routes_the_batch_api_does_the_work_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A PocketBase whose hooks are older than the bulk routes
+    old_hooks = tmp_path / "hooks"
+    shutil.copytree(DEFAULT_HOOKS_DIR, old_hooks, ignore=shutil.ignore_patterns("bulk*"))
+    server = start_pocketbase(tmp_path, hooks_dir=old_hooks)
+    try:
+        settings = make_settings(server.url, "redis://127.0.0.1:9")
+        pb = PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+        # Expect bootstrap to say so
+        report = bootstrap(settings, pb)
+        assert any("no bulk route for positions" in w for w in report.warnings), report
+        user = pb.create(
+            "users", {"email": "a@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+        )
+        rows = [seed(pb, user["id"], status="pending", position=0) for _ in range(3)]
+        records = [log_record(user_id=user["id"]) for _ in range(3)]
+        # When the service reads rows and writes positions and logs
+        with caplog.at_level(logging.WARNING, logger="fathom2loom.pocketbase.bulk"):
+            assert pb.bulk.positions({r: n + 1 for n, r in enumerate(rows)}) == 3
+            pb.bulk.logs(records)
+            pb.bulk.logs(records)  # retried: upserted, not doubled
+            active, _ = _rows(pb)
+        # Expect it all done through the public APIs, and one warning saying so
+        assert sorted(pb.get("queue", r)["position"] for r in rows) == [1, 2, 3]
+        assert len(list(pb.list_all("logs"))) == 3
+        assert len(active) == 3
+        warnings = [r for r in caplog.records if r.name == "fathom2loom.pocketbase.bulk"]
+        assert len(warnings) == 1 and "no bulk routes" in warnings[0].getMessage()
+        # And a bad record is still refused with its index
+        with pytest.raises(BulkRefused) as refused:
+            pb.bulk.logs([log_record(), log_record(level="loud")])
+        assert (refused.value.index, refused.value.field) == (1, "level")
+        pb.close()
+    finally:
+        server.stop()
