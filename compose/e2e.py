@@ -265,7 +265,12 @@ def check_logs(stack: Stack) -> None:
     assert not leaked, f"the logs hold {len(leaked)} secret(s)"
     for shape in ("/_files/", "X-Amz-", "HTTP Request:"):
         assert shape not in logs, f"the logs hold {shape!r}"
-    say(f"docker-compose logs: {len(logs.splitlines())} lines, no key, password or signed URL")
+    for warning in ("without fathom2loom's hooks", "no bulk route"):
+        assert warning not in logs, f"PocketBase runs without the project's routes: {warning!r}"
+    say(
+        f"docker-compose logs: {len(logs.splitlines())} lines, no key, password or signed URL;"
+        " the hooks and bulk routes answered"
+    )
 
 
 def main() -> int:
