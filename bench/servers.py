@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -58,6 +60,22 @@ def local_stack(**overrides: Any) -> Iterator[Settings]:
         finally:
             pocketbase.stop()
             store.stop()
+
+
+@contextmanager
+def standins_process(seed_key: str, meetings: int, size: int) -> Iterator[dict[str, str]]:
+    """Fathom and Loom stand-ins in a process of their own (not sharing the bench's CPU time),
+    with `meetings` recordings of `size` bytes for `seed_key`; yields their URLs."""
+    command = [sys.executable, "-m", "fathom2loom.standins", "--seed-key", seed_key]
+    command += ["--meetings", str(meetings), "--size", str(size)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert process.stdout is not None
+        urls: dict[str, str] = json.loads(process.stdout.readline())
+        yield urls
+    finally:
+        process.terminate()
+        process.wait(30)
 
 
 def stack_env(settings: Settings, fathom_url: str, loom_url: str) -> dict[str, str]:

@@ -63,25 +63,9 @@ def child(fathom_url: str, loom_url: str) -> None:
 
 
 def run_size(size: int) -> dict[str, float]:
-    standins = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fathom2loom.standins",
-            "--seed-key",
-            KEY_FATHOM,
-            "--meetings",
-            "1",
-            "--size",
-            str(size),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert standins.stdout is not None
-        urls = json.loads(standins.stdout.readline())
+    from bench.servers import standins_process
+
+    with standins_process(KEY_FATHOM, 1, size) as urls:
         done = subprocess.run(
             [sys.executable, __file__, "--child", urls["fathom_url"], urls["loom_url"]],
             capture_output=True,
@@ -91,9 +75,6 @@ def run_size(size: int) -> dict[str, float]:
         )
         result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
         return result
-    finally:
-        standins.terminate()
-        standins.wait(30)
 
 
 def main() -> None:

@@ -15,9 +15,7 @@ checked, nothing recorded. Each runs `--repeat` times, alternating; the table sh
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +26,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.servers import PASSWORD, local_stack
+from bench.servers import PASSWORD, local_stack, standins_process
 from bench.transfer_memory import parse_size
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.keybox import KeyBox
@@ -42,7 +40,6 @@ from fathom2loom.settings import Settings
 from fathom2loom.standins.__main__ import FIRST_RECORDING_ID
 from fathom2loom.transfer import Done, TransferPorts, run_transfer
 
-ROOT = Path(__file__).resolve().parent.parent
 FATHOM_KEY = "bench-throughput-fathom-key"
 LOOM_KEY = "bench-throughput-loom-key"
 
@@ -101,25 +98,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     size = parse_size(args.size)
-    standins = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fathom2loom.standins",
-            "--seed-key",
-            FATHOM_KEY,
-            "--meetings",
-            str(2 * args.repeat),
-            "--size",
-            str(size),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    try:
-        assert standins.stdout is not None
-        urls = json.loads(standins.stdout.readline())
+    with standins_process(FATHOM_KEY, 2 * args.repeat, size) as urls:
         overrides = {
             "fathom_base_url": urls["fathom_url"],
             "loom_base_url": urls["loom_url"],
@@ -130,9 +109,6 @@ def main() -> None:
         }
         with local_stack(**overrides) as settings, httpx.Client(timeout=60) as http:
             ours, bare = measure(settings, http, size, args.repeat)
-    finally:
-        standins.terminate()
-        standins.wait(30)
     mib = size / (1 << 20)
     print(f"{mib:.0f} MiB per recording, {args.repeat} runs each, medians")
     print(f"{'path':<34} {'seconds':>8} {'MiB/s':>7} {'vs bare':>8}")
