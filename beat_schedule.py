@@ -30,6 +30,16 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": KEY_CHECK_SECONDS,
             "options": {"queue": "dispatch", "expires": KEY_CHECK_SECONDS},
         },
+        "auto-move-webhooks": {
+            "task": "fathom2loom.auto_move_webhooks",
+            "schedule": settings.auto_move_reconcile_seconds,
+            "options": {"queue": "dispatch", "expires": settings.auto_move_reconcile_seconds},
+        },
+        "auto-move-catch-up": {
+            "task": "fathom2loom.auto_move_catch_up",
+            "schedule": settings.auto_move_poll_seconds,
+            "options": {"queue": "dispatch", "expires": settings.auto_move_poll_seconds},
+        },
         "flush-logs": {
             "task": "fathom2loom.flush_logs",
             "schedule": settings.log_flush_interval_seconds,

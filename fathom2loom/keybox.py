@@ -31,7 +31,8 @@ __all__ = ["VERSION", "Field", "KeyBox", "UndecryptableKey", "key_id"]
 VERSION = "f2l1"
 HOOK_VERSION = "f2l2"
 NONCE_BYTES = 12
-Field = Literal["encrypted_fathom", "encrypted_loom"]
+# The API keys (`api_keys`), and the Fathom webhook secrets (`auto_move`).
+Field = Literal["encrypted_fathom", "encrypted_loom", "encrypted_secret"]
 
 
 def key_id(key: bytes) -> str:

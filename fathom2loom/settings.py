@@ -165,7 +165,22 @@ class Settings(BaseSettings):
     log_buffer_max_records: Annotated[int, Field(ge=100)] = 200_000
     log_flush_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 2.0
 
-    @field_validator("pb_url", "fathom_base_url", "loom_base_url")
+    # Meetings that move by themselves (users opt in on `user_meta.auto_move`). Fathom delivers
+    # its webhook to WEBHOOK_PUBLIC_URL/fathom/<user id>: the receiver's address as Fathom reaches
+    # it (behind a reverse proxy with TLS). Without it only the catch-up poll finds new meetings.
+    webhook_public_url: str | None = None
+    webhook_listen_host: str = "127.0.0.1"
+    webhook_listen_port: Annotated[int, Field(ge=1, le=65535)] = 8095
+    # How often each opted-in user's new meetings are listed (webhooks missed meanwhile are found),
+    # and how many of each rate window's Fathom calls the listing leaves to transfers.
+    auto_move_poll_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0
+    auto_move_reconcile_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    auto_move_reserved_calls: Annotated[int, Field(ge=0)] = 20
+    # Fathom lists a meeting once it is processed, maybe after a later one: each poll looks this
+    # far back before its watermark (what it finds again is already queued).
+    auto_move_lookback_seconds: Annotated[float, Field(ge=0, le=30 * 86400)] = 86400.0
+
+    @field_validator("pb_url", "fathom_base_url", "loom_base_url", "webhook_public_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is None:

@@ -75,6 +75,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "fathom2loom.sync_queue": {"queue": "dispatch"},
             "fathom2loom.flush_logs": {"queue": "dispatch"},
             "fathom2loom.check_keys": {"queue": "dispatch"},
+            "fathom2loom.auto_move_webhooks": {"queue": "dispatch"},
+            "fathom2loom.auto_move_catch_up": {"queue": "dispatch"},
         },
         "beat_scheduler": "tasks.scheduler:HealingRedBeatScheduler",
         **_redbeat_connection(settings.redis_url),
@@ -118,6 +120,7 @@ app = Celery(
         "tasks.transfer",
         "tasks.logging_sink",
         "tasks.keys_check",
+        "tasks.auto_move",
         "tasks.realtime_wakeup",
     ],
 )

@@ -19,17 +19,11 @@ from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
 from fathom2loom.queue_rows import QueueStore
+from fathom2loom.redis_client import redis_client
 from fathom2loom.settings import Settings, get_settings
 from fathom2loom.transfer import TransferPorts
 
 __all__ = ["WorkerContext", "get_context", "redis_client"]
-
-
-def redis_client(url: str) -> redis.Redis:
-    """A client that never hangs on a dead connection: timeouts, and a check of idle sockets."""
-    return redis.Redis.from_url(
-        url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15
-    )
 
 
 @dataclass

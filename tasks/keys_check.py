@@ -7,33 +7,21 @@ from __future__ import annotations
 import redis
 
 from fathom2loom.key_check import check_keys
-from fathom2loom.lease import Lease
 from tasks.celery_app import app
 from tasks.context import get_context
+from tasks.exclusive import run_exclusively
 
 __all__ = ["check_saved_keys"]
-
-LOCK_KEY, AGAIN_KEY = "f2l:keys:check-lock", "f2l:keys:check-again"
-LOCK_SECONDS = 30
 
 
 @app.task(name="fathom2loom.check_keys", ignore_result=True)
 def check_saved_keys() -> int:
     ctx = get_context()
-    lock = Lease.take(ctx.redis, LOCK_KEY, LOCK_SECONDS)
-    if lock is None:
-        ctx.redis.set(AGAIN_KEY, 1, ex=LOCK_SECONDS * 4)
-        return 0
-    lock.keep_alive()
-    checked = 0
+    box = ctx.key_box()
     try:
-        box = ctx.key_box()
-        while True:
-            ctx.redis.delete(AGAIN_KEY)
-            checked += check_keys(ctx.pb, box, ctx.providers)
-            if not ctx.redis.delete(AGAIN_KEY):
-                return checked
+        checked = run_exclusively(
+            ctx.redis, "keys:check", lambda: check_keys(ctx.pb, box, ctx.providers)
+        )
     except redis.RedisError:
-        return checked
-    finally:
-        lock.release()
+        return 0
+    return checked or 0

@@ -7,7 +7,8 @@ Started in the beat process (`beat_init`). One thread runs a sync whenever somet
   set back to pending, cancelled, or ended; and once after every (re)connect of the listener,
   since events missed while disconnected are not replayed. Writes that change nothing of that (a
   position, a progress update) do not wake it: the sync's own writes never start another sync.
-The same listener hears users saving keys (`api_keys`) and sends the key check at once.
+The same listener hears users saving keys (`api_keys`) and sends the key check at once, and
+sends the auto-move webhook upkeep when a user changes `user_meta` or their keys.
 Beat's tick still covers everything when Redis or the listener is away; nothing here is the only
 path to a row.
 """
@@ -25,6 +26,7 @@ from fathom2loom.key_check import fingerprint
 from fathom2loom.pocketbase.realtime import RealtimeListener
 from fathom2loom.queue_events import NewWorkFilter
 from fathom2loom.wakeups import take_due
+from tasks.auto_move import keep_webhooks
 from tasks.context import WorkerContext, get_context
 from tasks.keys_check import check_saved_keys
 from tasks.sync_queue import sync_now
@@ -44,7 +46,10 @@ class Wakeup:
         self.listener: RealtimeListener | None = None
         if ctx.settings.realtime_wakeup:
             self.listener = RealtimeListener(
-                ctx.pb, ["queue/*", "api_keys/*"], self._on_event, on_connect=self.wake.set
+                ctx.pb,
+                ["queue/*", "api_keys/*", "user_meta/*"],
+                self._on_event,
+                on_connect=self.wake.set,
             )
             self.listener.stop = self.stop
 
@@ -53,6 +58,9 @@ class Wakeup:
         if topic.startswith("api_keys/"):
             if action != "delete" and record.get("checked_for") != fingerprint(record):
                 check_saved_keys.apply_async()
+            keep_webhooks.apply_async()
+        elif topic.startswith("user_meta/"):
+            keep_webhooks.apply_async()
         elif self.new_work.means_new_work(action, record):
             self.wake.set()
 

@@ -35,7 +35,7 @@ ADMIN_PASSWORD = "admin-password-for-tests"
 # One random key per test session, the same however this module is imported (pytest loads it as
 # `conftest`, the helpers as `tests.conftest`): PocketBase's hooks and the workers must agree.
 ENCRYPTION_KEY = os.environ.setdefault("FATHOM2LOOM_TEST_ENCRYPTION_KEY", secrets.token_hex(32))
-APP_COLLECTIONS = ("logs", "queue", "api_keys", "user_meta", "users")
+APP_COLLECTIONS = ("logs", "queue", "api_keys", "auto_move", "user_meta", "users")
 
 
 def _start(server: Any) -> Any:

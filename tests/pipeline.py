@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 from celery import Celery
@@ -18,13 +22,14 @@ from celery import Celery
 from fathom2loom.api_keys import store_keys
 from fathom2loom.inflight import InFlight
 from fathom2loom.keybox import KeyBox
-from fathom2loom.local_servers import LocalRedis
+from fathom2loom.local_servers import LocalRedis, free_port, stop_process_group
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ENCRYPTION_KEY, UserSession
+from tests.workers import ROOT, CeleryProcess, CeleryWorker
 
 MakeUser = Callable[[str], UserSession]
 MIB = 1024 * 1024
@@ -180,3 +185,104 @@ def video_key(user_id: str, recording: int) -> str:
     from fathom2loom.transfer.loom_video import idempotency_key
 
     return idempotency_key(user_id, recording, 0)
+
+
+# -- processes ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stack_env(worker_env: dict[str, str]) -> dict[str, str]:
+    return {
+        **worker_env,
+        "SYNC_INTERVAL_SECONDS": "1",
+        "DISPATCH_MAX_IN_FLIGHT": "4",
+        "DISPATCH_PER_USER": "2",
+    }
+
+
+class Stack:
+    """Workers and beats started by a test, all stopped at its end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env, self.logs, self.processes = env, logs, list[CeleryProcess]()
+
+    def worker(self, concurrency: int = 2) -> CeleryProcess:
+        log = self.logs / f"worker{len(self.processes)}.log"
+        process = CeleryWorker(self.env, log, concurrency=concurrency).start()
+        self.processes.append(process)
+        return process
+
+    def beat(self) -> CeleryProcess:
+        log = self.logs / f"beat{len(self.processes)}.log"
+        process = CeleryProcess(self.env, log, ["beat", "--loglevel", "INFO"], b"LocalTime")
+        self.processes.append(process.start())
+        return process
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+
+
+@pytest.fixture
+def stack(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
+    made = Stack(stack_env, tmp_path)
+    yield made
+    made.stop()
+
+
+def wait_all(scenario: Scenario, rows: list[str], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        statuses = [scenario.pb.get("queue", r)["status"] for r in rows]
+        if all(s in FINAL for s in statuses):
+            assert set(statuses) == {"completed"}, statuses
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not all rows finished: {statuses}")
+        time.sleep(0.2)
+
+
+def assert_one_video_each(loom: LoomStandin, pb: PocketBase, rows: list[str]) -> None:
+    """Each row's recording made exactly one Loom video, and it is the row's."""
+    created = loom.stats()["videos_created_by_key"]
+    for row_id in rows:
+        row = pb.get("queue", row_id)
+        key = video_key(row["user_id"], int(row["meeting_id"]))
+        assert created.get(key) == 1, (row_id, created)
+        assert not any(k.startswith(f"{key}-g") for k in created), (row_id, created)
+
+
+class Receiver:
+    """The webhook receiver (`fathom2loom webhooks`) in its own process, on a free port."""
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "WEBHOOK_LISTEN_PORT": str(self.port)}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20) -> Receiver:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fathom2loom.cli", "webhooks"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the receiver did not start:\n{self.log_path.read_text()}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        stop_process_group(self.process)
+        self.process = None

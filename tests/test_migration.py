@@ -20,6 +20,18 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "active": ("bool", None),
         "verified": ("bool", None),
         "premium": ("bool", None),
+        "auto_move": ("bool", None),
+        "auto_move_since": ("date", None),
+    },
+    "auto_move": {
+        "user_id": ("relation", USERS),
+        "webhook_id": ("text", None),
+        "encrypted_secret": ("text", None),
+        "destination_url": ("text", None),
+        "registered_for": ("text", None),
+        "status": ("text", None),
+        "watermark": ("date", None),
+        "polled_at": ("date", None),
     },
     "api_keys": {
         "user_id": ("relation", USERS),
@@ -93,6 +105,10 @@ def assert_schema(collections: dict[str, dict[str, Any]]) -> None:
                 assert field["maxSelect"] == 1
     assert collections["logs"]["updateRule"] is None
     assert collections["logs"]["deleteRule"] is None
+    auto_move = collections["auto_move"]
+    assert [auto_move[f"{op}Rule"] for op in ("create", "update", "delete")] == [None] * 3
+    hidden = {f["name"] for f in auto_move["fields"] if f.get("hidden")}
+    assert hidden == {"encrypted_secret", "registered_for"}
     assert any("user_id" in index for index in collections["queue"]["indexes"])
 
 
@@ -103,7 +119,7 @@ def fresh(tmp_path: Path) -> Any:
     server.stop()
 
 
-def test_migrate_up_creates_the_four_collections(fresh: Any) -> None:
+def test_migrate_up_creates_the_collections(fresh: Any) -> None:
     # Given a PocketBase started with the project's migrations
     with PocketBase(fresh.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
         # Expect exactly the designed fields, types and select values
@@ -128,7 +144,14 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
+    # When the auto-move migration is reverted, its collection and fields go
+    fresh.migrate("down", "1")
+    reverted = restart(fresh, None)
+    assert "auto_move" not in reverted
+    assert "auto_move" not in {f["name"] for f in reverted["user_meta"]["fields"]}
     # When the users'-path migration is reverted, its fields go
+    fresh.stop()
+    fresh.migrations_dir = migrations
     fresh.migrate("down", "1")
     reverted = restart(fresh, None)
     assert "recorded_at" not in {f["name"] for f in reverted["queue"]["fields"]}

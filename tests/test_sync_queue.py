@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 import redis
 
 from fathom2loom.dispatcher import sync_once
@@ -17,8 +15,7 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import Settings
 from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import make_settings
-from tests.pipeline import FINAL, MIB, Scenario, video_key
-from tests.workers import CeleryProcess, CeleryWorker
+from tests.pipeline import MIB, Scenario, Stack, assert_one_video_each, wait_all
 
 
 def dispatcher_settings(settings: Settings, **overrides: Any) -> Settings:
@@ -123,68 +120,6 @@ def test_overlapping_syncs_never_send_a_row_twice(
 
 
 # -- with real beat and worker processes ---------------------------------------------------
-
-
-@pytest.fixture
-def stack_env(worker_env: dict[str, str]) -> dict[str, str]:
-    return {
-        **worker_env,
-        "SYNC_INTERVAL_SECONDS": "1",
-        "DISPATCH_MAX_IN_FLIGHT": "4",
-        "DISPATCH_PER_USER": "2",
-    }
-
-
-class Stack:
-    """Workers and beats started by a test, all stopped at its end."""
-
-    def __init__(self, env: dict[str, str], logs: Path) -> None:
-        self.env, self.logs, self.processes = env, logs, list[CeleryProcess]()
-
-    def worker(self, concurrency: int = 2) -> CeleryProcess:
-        log = self.logs / f"worker{len(self.processes)}.log"
-        process = CeleryWorker(self.env, log, concurrency=concurrency).start()
-        self.processes.append(process)
-        return process
-
-    def beat(self) -> CeleryProcess:
-        log = self.logs / f"beat{len(self.processes)}.log"
-        process = CeleryProcess(self.env, log, ["beat", "--loglevel", "INFO"], b"LocalTime")
-        self.processes.append(process.start())
-        return process
-
-    def stop(self) -> None:
-        for process in self.processes:
-            process.stop()
-
-
-@pytest.fixture
-def stack(stack_env: dict[str, str], tmp_path: Path) -> Iterator[Stack]:
-    made = Stack(stack_env, tmp_path)
-    yield made
-    made.stop()
-
-
-def wait_all(scenario: Scenario, rows: list[str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        statuses = [scenario.pb.get("queue", r)["status"] for r in rows]
-        if all(s in FINAL for s in statuses):
-            assert set(statuses) == {"completed"}, statuses
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not all rows finished: {statuses}")
-        time.sleep(0.2)
-
-
-def assert_one_video_each(loom: LoomStandin, pb: PocketBase, rows: list[str]) -> None:
-    """Each row's recording made exactly one Loom video, and it is the row's."""
-    created = loom.stats()["videos_created_by_key"]
-    for row_id in rows:
-        row = pb.get("queue", row_id)
-        key = video_key(row["user_id"], int(row["meeting_id"]))
-        assert created.get(key) == 1, (row_id, created)
-        assert not any(k.startswith(f"{key}-g") for k in created), (row_id, created)
 
 
 def test_two_beats_and_racing_syncs_transfer_every_row_exactly_once(

@@ -39,6 +39,13 @@ def _flower(args: argparse.Namespace) -> int:
     return 0  # Not reached: exec replaced this process.
 
 
+def _webhooks(_args: argparse.Namespace) -> int:
+    from fathom2loom.auto_move.receiver import serve
+
+    serve(load())
+    return 0
+
+
 def _demo(_args: argparse.Namespace) -> int:
     from fathom2loom.sandbox import DEMO_EMAIL, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY, seed_demo
 
@@ -65,6 +72,11 @@ def register(commands: Any) -> None:
         " other arguments go to Flower, e.g. --port=5555",
     )
     flower.set_defaults(handler=_flower, passes_through=True)
+    commands.add_parser(
+        "webhooks",
+        help="run the webhook receiver Fathom delivers new meetings to (WEBHOOK_LISTEN_HOST/PORT;"
+        " put it behind a TLS reverse proxy at WEBHOOK_PUBLIC_URL)",
+    ).set_defaults(handler=_webhooks)
     commands.add_parser(
         "demo", help="sandbox: a demo user with stand-in keys and its meetings queued (idempotent)"
     ).set_defaults(handler=_demo)

@@ -14,7 +14,7 @@ from typing import Any
 
 __all__ = ["REQUIRED_COLLECTIONS", "SchemaError", "desired_collections", "outdated_collections"]
 
-REQUIRED_COLLECTIONS = ("user_meta", "api_keys", "queue", "logs")
+REQUIRED_COLLECTIONS = ("user_meta", "api_keys", "queue", "logs", "auto_move")
 _BEGIN, _END = "/* BEGIN SNAPSHOT */", "/* END SNAPSHOT */"
 _RULES = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
 

@@ -7,7 +7,7 @@ HTTP clients.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import redis
@@ -52,8 +52,12 @@ class Providers:
             ),
         )
 
-    def fathom(self, api_key: str) -> FathomClient:
+    def fathom(self, api_key: str, *, background: bool = False) -> FathomClient:
+        """The user's Fathom client. `background` work (the auto-move poll) shares the user's
+        rate budget with transfers but stops short of its last AUTO_MOVE_RESERVED_CALLS calls,
+        and never waits for budget: transfers come first."""
         s = self.settings
+        reserved = s.auto_move_reserved_calls if background else 0
         return FathomClient(
             api_key,
             http=self.api_http,
@@ -61,12 +65,12 @@ class Providers:
             base_url=s.fathom_base_url,
             limiter=self.limiter,
             limits=FathomLimits(
-                calls=s.fathom_calls_per_window,
-                heavy_calls=s.fathom_heavy_calls_per_window,
+                calls=max(1, s.fathom_calls_per_window - reserved),
+                heavy_calls=max(1, s.fathom_heavy_calls_per_window - reserved),
                 download_requests=s.fathom_download_requests_per_window,
                 window_seconds=s.fathom_rate_window_seconds,
             ),
-            policy=self.policy,
+            policy=replace(self.policy, max_sleep=0.0) if background else self.policy,
             poll_initial=s.fathom_poll_initial_seconds,
             poll_max=s.fathom_poll_max_seconds,
         )

@@ -26,12 +26,13 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from fathom2loom.errors import (
     DownloadGone,
     LinkExpired,
     ProtocolError,
+    ProviderError,
     RateLimited,
     RecordingNotFound,
     StillWorking,
@@ -48,6 +49,7 @@ __all__ = [
     "Meeting",
     "MeetingsPage",
     "RecordingDownload",
+    "Webhook",
 ]
 
 PROVIDER = "Fathom"
@@ -109,6 +111,20 @@ class MeetingsPage(BaseModel):
     items: list[Meeting]
 
 
+class Webhook(BaseModel):
+    """`POST /webhooks`' answer: the spec requires all of these."""
+
+    id: str = Field(min_length=1, max_length=128)
+    url: str
+    secret: SecretStr  # whsec_…: signs every delivery; never logged, never shown
+    created_at: datetime
+    include_transcript: bool
+    include_summary: bool
+    include_action_items: bool
+    include_crm_matches: bool
+    triggered_for: list[str]
+
+
 @dataclass(frozen=True)
 class FathomLimits:
     """Fathom's documented per-account budgets (all calls; transcript/summary; downloads)."""
@@ -167,6 +183,7 @@ class FathomClient:
         messages: dict[int, str] | None = None,
         kinds: Kinds | None = None,
         what: str = "a response",
+        expect_body: bool = True,
         **kwargs: Any,
     ) -> Any:
         budgets = self._limits.budgets(kind)
@@ -194,7 +211,7 @@ class FathomClient:
             on_rate_limited=share_cooldown,
             **kwargs,
         )
-        return read_json(response, PROVIDER, what)
+        return read_json(response, PROVIDER, what) if expect_body else None
 
     def meetings(self, **filters: Any) -> Iterator[Meeting]:
         """Every meeting the key can see, newest first, following `next_cursor` to the end.
@@ -260,6 +277,48 @@ class FathomClient:
             f"Fathom has no recording {recording_id} visible to this key: check the meeting id",
             status=404,
         )
+
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def create_webhook(self, destination_url: str) -> Webhook:
+        """A webhook for the key owner's own new recordings, delivered to `destination_url`.
+
+        The payload is the Meeting without transcript or summary (action items only: the spec
+        asks for at least one `include_*`), so a delivery stays small and holds no conversation.
+        """
+        body = self._call(
+            "POST",
+            "/webhooks",
+            what="a webhook",
+            json={
+                "destination_url": destination_url,
+                "triggered_for": ["my_recordings"],
+                "include_transcript": False,
+                "include_summary": False,
+                "include_action_items": True,
+                "include_crm_matches": False,
+            },
+            messages={400: "Fathom refused the webhook (400): check WEBHOOK_PUBLIC_URL"},
+        )
+        webhook = parse(Webhook, body, PROVIDER, "a webhook")
+        if not webhook.secret.get_secret_value().startswith("whsec_"):
+            raise ProtocolError(PROVIDER, "Fathom sent a webhook secret we cannot use")
+        return webhook
+
+    def delete_webhook(self, webhook_id: str) -> bool:
+        """Delete a webhook; False when Fathom no longer has it (nothing left to do)."""
+        try:
+            self._call(
+                "DELETE",
+                f"/webhooks/{quote(webhook_id, safe='')}",
+                what="a deletion",
+                expect_body=False,
+            )
+        except ProviderError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
 
     def transcript(self, recording_id: int) -> list[dict[str, Any]]:
         body = self._call(

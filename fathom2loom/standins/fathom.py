@@ -3,7 +3,8 @@
 It serves meetings, transcripts, summaries and the three-step video download (request, poll,
 fetch a short-lived signed URL with Range support) over loopback, so the real Fathom client can
 be tested end to end, faults included: rendering delays and failures, expired downloads and
-links, cut-off transfers, rate limits.
+links, cut-off transfers, rate limits. Webhooks can be registered and deleted; a meeting that
+`finish_meeting` ends is delivered to them signed, with retries (`standins.webhooks`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from fathom2loom.standins.content import (
     transcript_document,
 )
 from fathom2loom.standins.http import HTTPError, Request, Response, json_response
+from fathom2loom.standins.webhooks import WebhookSender
 
 __all__ = ["FathomStandin"]
 
@@ -127,9 +129,11 @@ class FathomStandin(StandinServer):
         link_ttl_seconds: float = 3600,
         enforce_rate_limit: int | None = None,
         bandwidth: int | None = None,
+        webhook_retry_delays: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0),
         **serve: Any,
     ) -> None:
         super().__init__(port, **serve)
+        self.webhooks = WebhookSender(webhook_retry_delays)
         self.page_size = page_size
         self.render_seconds = render_seconds
         self.bandwidth = bandwidth  # bytes per second per file connection; None: unlimited
@@ -145,6 +149,8 @@ class FathomStandin(StandinServer):
         self.route("GET", "/recordings/{id}/summary", self._summary)
         self.route("POST", "/recordings/{id}/download", self._request_download)
         self.route("GET", "/recordings/{id}/downloads/{download_id}", self._poll_download)
+        self.route("POST", "/webhooks", self._create_webhook)
+        self.route("DELETE", "/webhooks/{webhook_id}", self._delete_webhook)
         for method in ("GET", "HEAD"):
             self.route(method, "/_files/{token}", self._file, api=False)
 
@@ -184,6 +190,15 @@ class FathomStandin(StandinServer):
             )
         return copy.deepcopy(doc)
 
+    def finish_meeting(
+        self, api_key: str, recording_id: int, *, deliveries: int = 1, **meeting: Any
+    ) -> list[str]:
+        """A meeting of `api_key`'s owner ends now: it is listed, and delivered to the owner's
+        webhooks (`deliveries` times as one message). Returns the message ids."""
+        doc = self.add_meeting(api_key, recording_id, created_at=datetime.now(UTC), **meeting)
+        doc["action_items"] = action_items_document(doc)
+        return self.webhooks.deliver(api_key, doc, times=deliveries)
+
     def call_times(self, api_key: str) -> list[float]:
         """time.monotonic() of every API call made with `api_key` (not file GETs or control)."""
         return self.key_call_times(api_key)
@@ -202,6 +217,11 @@ class FathomStandin(StandinServer):
             "downloads_requested": self._downloads_requested,
             "api_key_sent_to_storage": self._key_to_storage,
         }
+
+    def reset(self) -> None:
+        """Also forget the webhooks: each test registers its own."""
+        super().reset()
+        self.webhooks.clear()
 
     def reset_counters(self) -> None:
         self._bytes_served = self._downloads_requested = self._key_to_storage = 0
@@ -292,6 +312,18 @@ class FathomStandin(StandinServer):
         if req.flag("include_crm_matches"):
             item["crm_matches"] = crm_matches_document()
         return item
+
+    def _create_webhook(self, req: Request) -> Response:
+        try:
+            registration = self.webhooks.register(req.key or "", req.json())
+        except ValueError as exc:
+            raise HTTPError(400, str(exc)) from None
+        return json_response(201, registration.document())
+
+    def _delete_webhook(self, req: Request) -> Response:
+        if not self.webhooks.unregister(req.key or "", req.params["webhook_id"]):
+            raise HTTPError(404, "no such webhook")
+        return Response(204)
 
     def _meeting(self, req: Request) -> _Meeting:
         raw = req.params["id"]

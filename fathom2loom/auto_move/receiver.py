@@ -1,0 +1,202 @@
+"""The webhook receiver: where Fathom delivers a user's new meeting (`POST /fathom/<user id>`).
+
+A small ASGI app (Starlette, served by uvicorn: `fathom2loom webhooks`). For each delivery, in
+this order, so that nothing unverified costs more than a lookup:
+
+1. the user must have a registered webhook (else 404);
+2. the Standard Webhooks signature is checked on the raw body with that webhook's secret
+   (`standardwebhooks`): a bad or missing signature is a 401, a timestamp more than 5 minutes
+   off a 400;
+3. the `webhook-id` is remembered in Redis for 15 minutes: the same id again is a 409 (a replay;
+   a sender that retries after our 2xx was lost also gets it, and it is harmless: we have it);
+4. the body must be a Meeting as Fathom's spec has it (else 400);
+5. the meeting is queued unless it ever was (`enqueue`): 201 with the row, or 200.
+
+Every refusal is logged (component `webhooks`) and creates nothing. When PocketBase or Redis is
+away the answer is a 503 and the `webhook-id` is forgotten again, so the sender's retry gets
+through; the catch-up poll is the net under both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+from standardwebhooks import Webhook as Verifier
+from standardwebhooks import WebhookVerificationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fathom2loom.auto_move.enqueue import enqueue_new_meeting
+from fathom2loom.auto_move.store import AutoMoveStore
+from fathom2loom.errors import PocketBaseError, UndecryptableKey
+from fathom2loom.keybox import KeyBox
+from fathom2loom.logsink.handler import quiet_libraries
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.providers.fathom import Meeting
+from fathom2loom.redact import RedactingFilter
+from fathom2loom.redis_client import redis_client
+from fathom2loom.settings import Settings
+
+__all__ = ["MAX_BODY_BYTES", "Receiver", "create_app", "serve"]
+
+log = logging.getLogger(__name__)
+MAX_BODY_BYTES = 1 << 20  # a Meeting without transcript or summary is a few kB
+SEEN_SECONDS = 900  # longer than the 5-minute timestamp tolerance on either side
+_USER_ID = re.compile(r"^[a-z0-9]{15}$")
+Answer = tuple[int, dict[str, Any]]
+
+
+class Receiver:
+    def __init__(self, store: AutoMoveStore, client: redis.Redis) -> None:
+        self.store = store
+        self.redis = client
+
+    def handle(self, user_id: str, headers: Mapping[str, str], body: bytes) -> Answer:
+        """One delivery: its HTTP status and JSON answer. Never raises."""
+        message_id = headers.get("webhook-id", "")
+        try:
+            return self._handle(user_id, headers, body, message_id)
+        except (PocketBaseError, redis.RedisError) as exc:
+            self._forget(user_id, message_id)
+            log.warning(
+                "webhook for user %s not taken (%s): the sender will retry",
+                user_id,
+                type(exc).__name__,
+                extra=_context(user_id, message_id),
+            )
+            return 503, {"message": "temporarily unavailable: retry later"}
+
+    def _handle(
+        self, user_id: str, headers: Mapping[str, str], body: bytes, message_id: str
+    ) -> Answer:
+        row = self.store.row(user_id) if _USER_ID.match(user_id) else None
+        try:
+            secret = self.store.secret(row) if row else None
+        except UndecryptableKey as exc:
+            log.error(
+                "webhook secret of user %s cannot be decrypted (%s): check PB_ENCRYPTION_KEY",
+                user_id,
+                exc.reason,
+                extra=_context(user_id, message_id),
+            )
+            return 503, {"message": "temporarily unavailable: retry later"}
+        if row is None or secret is None:
+            return _refuse(404, "no webhook is registered for this user", user_id, message_id)
+        try:
+            Verifier(secret).verify(body, dict(headers), json_parse=False)
+        except WebhookVerificationError as exc:
+            if "timestamp" in str(exc):
+                return _refuse(400, f"stale delivery ({exc})", user_id, message_id)
+            return _refuse(401, f"bad signature ({exc})", user_id, message_id)
+        except ValueError:
+            return _refuse(401, "bad signature (malformed header)", user_id, message_id)
+        seen = f"f2l:webhooks:seen:{user_id}:{message_id}"
+        if not self.redis.set(seen, 1, nx=True, ex=SEEN_SECONDS):
+            return _refuse(409, "this webhook-id was received already", user_id, message_id)
+        try:
+            meeting = Meeting.model_validate(json.loads(body))
+        except (ValueError, ValidationError):
+            return _refuse(400, "the body is not a Fathom meeting", user_id, message_id)
+        user = self.store.is_on(user_id)
+        if user is None:
+            log.info(
+                "webhook for user %s ignored: auto-move is off", user_id, extra=_about(user_id)
+            )
+            return 200, {"ignored": "auto-move is off for this user"}
+        if user.since is not None and meeting.created_at < user.since:
+            return 200, {"ignored": "the meeting is older than auto_move_since"}
+        row_id = enqueue_new_meeting(self.store.pb, user_id, meeting)
+        if row_id is None:
+            return 200, {"queued": None, "message": "this meeting was queued before"}
+        log.info(
+            "auto-move: queued meeting %s from Fathom's webhook",
+            meeting.recording_id,
+            extra={**_about(user_id), "row_id": row_id},
+        )
+        return 201, {"queued": row_id}
+
+    def _forget(self, user_id: str, message_id: str) -> None:
+        # If Redis is away the retry is refused as a replay: the catch-up poll finds the meeting.
+        with contextlib.suppress(redis.RedisError):
+            self.redis.delete(f"f2l:webhooks:seen:{user_id}:{message_id}")
+
+
+def _about(user_id: str) -> dict[str, Any]:
+    return {"user_id": user_id, "component": "webhooks"}
+
+
+def _context(claimed_user: str, message_id: str) -> dict[str, Any]:
+    """What a refusal's log record says: who the delivery claimed to be for (maybe nobody)."""
+    return {
+        "component": "webhooks",
+        "claimed_user_id": claimed_user[:40],
+        "webhook_id": message_id[:80],
+    }
+
+
+def _refuse(status: int, why: str, user_id: str, message_id: str) -> Answer:
+    log.warning("webhook refused (%d): %s", status, why, extra=_context(user_id, message_id))
+    return status, {"message": why}
+
+
+def create_app(receiver: Receiver) -> Starlette:
+    async def fathom(request: Request) -> JSONResponse:
+        body = bytearray()
+        async for piece in request.stream():
+            body += piece
+            if len(body) > MAX_BODY_BYTES:
+                return JSONResponse({"message": "body too large"}, status_code=413)
+        status, answer = await run_in_threadpool(
+            receiver.handle, request.path_params["user_id"], request.headers, bytes(body)
+        )
+        return JSONResponse(answer, status_code=status)
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(
+        routes=[
+            Route("/fathom/{user_id}", fathom, methods=["POST"]),
+            Route("/health", health, methods=["GET"]),
+        ]
+    )
+
+
+def serve(settings: Settings) -> None:
+    """Run the receiver until stopped (`fathom2loom webhooks`): uvicorn on
+    WEBHOOK_LISTEN_HOST:WEBHOOK_LISTEN_PORT, meant to sit behind a TLS reverse proxy."""
+    import uvicorn
+
+    console = logging.StreamHandler()
+    console.addFilter(RedactingFilter())
+    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(console)
+    logging.getLogger().setLevel(logging.INFO)
+    quiet_libraries()
+    pb = PocketBase.from_settings(settings)
+    box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
+    receiver = Receiver(AutoMoveStore(pb, box), redis_client(settings.redis_url))
+    log.info(
+        "webhook receiver listening on %s:%d",
+        settings.webhook_listen_host,
+        settings.webhook_listen_port,
+    )
+    uvicorn.run(
+        create_app(receiver),
+        host=settings.webhook_listen_host,
+        port=settings.webhook_listen_port,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )

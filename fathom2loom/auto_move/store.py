@@ -1,0 +1,83 @@
+"""The auto-move state in PocketBase: who turned it on (`user_meta`), and what the service keeps
+for each of them (`auto_move`: the webhook, its secret encrypted, the poll's watermark, a status
+the user reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fathom2loom.keybox import Field, KeyBox
+from fathom2loom.pocketbase.client import PocketBase, Record
+from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
+from fathom2loom.pocketbase.filters import pb_filter
+
+__all__ = ["COLLECTION", "AutoMoveStore", "OptedIn"]
+
+COLLECTION = "auto_move"
+SECRET_FIELD: Field = "encrypted_secret"
+
+
+@dataclass(frozen=True)
+class OptedIn:
+    """A user who turned auto-move on, with what the service keeps for them (None: nothing yet)."""
+
+    user_id: str
+    since: datetime | None  # meetings created from then count; None: from when it was turned on
+    row: Record | None
+
+
+class AutoMoveStore:
+    def __init__(self, pb: PocketBase, box: KeyBox) -> None:
+        self.pb = pb
+        self._box = box
+
+    def opted_in(self) -> list[OptedIn]:
+        rows = {r["user_id"]: r for r in self.pb.walk(COLLECTION)}
+        return [
+            OptedIn(meta["user_id"], parse_date(meta.get("auto_move_since")), rows.get(uid))
+            for meta in self.pb.walk("user_meta", filter="auto_move = true")
+            if (uid := meta["user_id"])
+        ]
+
+    def turned_off(self) -> list[Record]:
+        """The `auto_move` rows of users who turned it off (or whose user_meta is gone)."""
+        on = {m["user_id"] for m in self.pb.walk("user_meta", filter="auto_move = true")}
+        return [r for r in self.pb.walk(COLLECTION) if r["user_id"] not in on]
+
+    def row(self, user_id: str) -> Record | None:
+        return self.pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
+
+    def is_on(self, user_id: str) -> OptedIn | None:
+        meta = self.pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user_id))
+        if not meta or not meta.get("auto_move"):
+            return None
+        return OptedIn(user_id, parse_date(meta.get("auto_move_since")), self.row(user_id))
+
+    def start(self, user: OptedIn) -> Record:
+        """The user's row, made when they first turn auto-move on: the watermark starts at
+        `since`, or now."""
+        if user.row is not None:
+            return user.row
+        watermark = now_iso() if user.since is None else pb_date(user.since)
+        return self.pb.create(
+            COLLECTION, {"user_id": user.user_id, "watermark": watermark, "status": "starting"}
+        )
+
+    def update(self, row: Record, **fields: Any) -> Record:
+        changed = {k: v for k, v in fields.items() if row.get(k) != v}
+        return self.pb.update(COLLECTION, row["id"], changed) if changed else row
+
+    def remove(self, row: Record) -> None:
+        self.pb.delete(COLLECTION, row["id"])
+
+    def seal(self, user_id: str, secret: str) -> str:
+        return self._box.encrypt(secret, user_id=user_id, field=SECRET_FIELD)
+
+    def secret(self, row: Record) -> str | None:
+        """The webhook's signing secret, None when there is none; `UndecryptableKey` if damaged."""
+        token = row.get(SECRET_FIELD) or ""
+        if not token:
+            return None
+        return self._box.decrypt(token, user_id=row["user_id"], field=SECRET_FIELD)

@@ -1,0 +1,317 @@
+"""New Fathom meetings that move by themselves: the user's opt-in, the webhook Fathom calls, the
+receiver that checks it, and the catch-up poll, with real processes (PocketBase, Redis, the
+receiver, Celery beat and workers) and the Fathom stand-in delivering signed events."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+from standardwebhooks import Webhook as Signer
+
+from fathom2loom.api_keys import KeyStore, store_keys
+from fathom2loom.auto_move.catch_up import catch_up
+from fathom2loom.auto_move.registration import reconcile_webhooks
+from fathom2loom.auto_move.store import AutoMoveStore
+from fathom2loom.logsink.buffer import LogBuffer
+from fathom2loom.logsink.flush import flush_logs
+from fathom2loom.pocketbase.client import PocketBase, Record
+from fathom2loom.pocketbase.dates import pb_date
+from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.providers.factory import Providers
+from fathom2loom.providers.ratelimit import Budget, RateLimiter, key_identity
+from fathom2loom.settings import Settings
+from fathom2loom.standins.fathom import FathomStandin
+from fathom2loom.standins.loom import LoomStandin
+from tests.conftest import UserSession, make_settings
+from tests.pipeline import (
+    BOX,
+    FATHOM_KEY,
+    Receiver,
+    Scenario,
+    Stack,
+    assert_one_video_each,
+    wait_all,
+)
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+    return found
+
+
+def turn_on(user: UserSession, **fields: Any) -> None:
+    """The user turns auto-move on through PocketBase's API, as a web app would."""
+    body = {"user_id": user.id, "auto_move": True, **fields}
+    answer = user.call("POST", user.records("user_meta"), json=body)
+    assert answer.status_code == 200, answer.text
+
+
+def rows_of(pb: PocketBase, user_id: str, meeting: int) -> list[Record]:
+    where = pb_filter("user_id = {:u} && meeting_id = {:m}", u=user_id, m=str(meeting))
+    return list(pb.list_all("queue", filter=where))
+
+
+def own_auto_move_row(user: UserSession) -> dict[str, Any] | None:
+    answer = user.call("GET", user.records("auto_move"))
+    answer.raise_for_status()
+    items = answer.json()["items"]
+    return items[0] if items else None
+
+
+@pytest.fixture
+def receiver(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Receiver]:
+    started = Receiver(worker_env, tmp_path / "receiver.log").start()
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def service_settings(worker_env: dict[str, str], receiver: Receiver) -> Settings:
+    """The service's settings as the workers have them, with the receiver's public URL."""
+    return make_settings(
+        worker_env["PB_URL"],
+        worker_env["REDIS_URL"],
+        fathom_base_url=worker_env["FATHOM_BASE_URL"],
+        loom_base_url=worker_env["LOOM_BASE_URL"],
+        webhook_public_url=receiver.url,
+        provider_retry_base_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def providers(service_settings: Settings) -> Iterator[Providers]:
+    made = Providers.from_settings(
+        service_settings, redis.Redis.from_url(service_settings.redis_url)
+    )
+    yield made
+    made.close()
+
+
+def signed(
+    secret: str, body: str, *, message_id: str | None = None, age: float = 0
+) -> dict[str, str]:
+    moment = datetime.now(UTC) - timedelta(seconds=age)
+    message_id = message_id or f"msg_{secrets.token_hex(8)}"
+    return {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": Signer(secret).sign(message_id, moment, body),
+    }
+
+
+def test_the_receiver_refuses_what_it_cannot_trust_and_says_so(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    receiver: Receiver,
+    service_settings: Settings,
+    providers: Providers,
+    worker_env: dict[str, str],
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    # Given a user with auto-move on, whose webhook the service registered at Fathom
+    turn_on(user)
+    reconcile_webhooks(store, keys, providers, service_settings)
+    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    assert registration.url == f"{receiver.url}/fathom/{user.id}"
+    assert not registration.includes["include_transcript"]
+    assert not registration.includes["include_summary"]
+    # The user reads the status of their own auto-move, never its secret
+    mine = own_auto_move_row(user)
+    assert mine is not None and mine["status"].startswith("On: Fathom sends each new meeting")
+    assert "encrypted_secret" not in mine and "registered_for" not in mine
+    assert user.call("PATCH", user.records("auto_move", mine["id"]), json={}).status_code == 403
+    meeting = fathom.add_meeting(FATHOM_KEY, 9801, created_at=datetime.now(UTC))
+    body = json.dumps(meeting)
+    url = f"{receiver.url}/fathom/{user.id}"
+
+    def deliver(headers: dict[str, str], content: str = body, to: str = url) -> int:
+        return httpx.post(to, content=content, headers=headers, timeout=10).status_code
+
+    # When deliveries come that cannot be trusted, expect each refused
+    forged = signed("whsec_" + "QUJD" * 8, body)
+    assert deliver(forged) == 401
+    stale = signed(registration.secret, body, age=600)
+    assert deliver(stale) == 400
+    nobody = f"{receiver.url}/fathom/{secrets.token_hex(8)[:15]}"
+    assert deliver(signed(registration.secret, body), to=nobody) == 404
+    assert deliver(signed(registration.secret, body), to=f"{receiver.url}/fathom/NOT-AN-ID") == 404
+    not_a_meeting = '{"recording_id": "nine"}'
+    assert deliver(signed(registration.secret, not_a_meeting), content=not_a_meeting) == 400
+    assert rows_of(pb, user.id, 9801) == []
+    # And a good one queues the meeting once; the same message again is a replay
+    good = signed(registration.secret, body)
+    assert deliver(good) == 201
+    assert deliver(good) == 409
+    again = signed(registration.secret, body)  # The same meeting in a new message
+    assert deliver(again) == 200
+    assert len(rows_of(pb, user.id, 9801)) == 1
+    # Every refusal is in `logs`, with what it claimed and why
+    buffer = LogBuffer(redis.Redis.from_url(worker_env["REDIS_URL"]))
+
+    def refusals() -> list[Record]:
+        flush_logs(pb, buffer, batch_size=1000)
+        where = 'component = "webhooks" && level = "warn"'
+        return list(pb.list_all("logs", filter=where))
+
+    logged = wait_for("the refusals in logs", lambda: len(refusals()) >= 6 and refusals())
+    reasons = " | ".join(r["msg"] for r in logged)
+    for status in ("(401)", "(400): stale", "(404)", "(400): the body", "(409)"):
+        assert status in reasons, reasons
+    assert all(r["metadata"].get("webhook_id") for r in logged)
+
+
+def test_new_meetings_move_by_themselves_through_the_webhook(
+    scenario: Scenario,
+    stack: Stack,
+    stack_env: dict[str, str],
+    receiver: Receiver,
+    fathom: FathomStandin,
+    loom: LoomStandin,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    stack.env = {
+        **stack_env,
+        "WEBHOOK_PUBLIC_URL": receiver.url,
+        "AUTO_MOVE_RECONCILE_SECONDS": "1",
+        "AUTO_MOVE_POLL_SECONDS": "3600",  # Only the webhook can bring them in time
+    }
+    stack.beat()
+    stack.worker(concurrency=2)
+    # When the user turns auto-move on, the service registers the webhook
+    turn_on(user)
+    wait_for("the webhook", lambda: fathom.webhooks.registrations(FATHOM_KEY))
+    # And two new meetings finish at Fathom, the second delivered three times
+    fathom.finish_meeting(FATHOM_KEY, 9701, size=300_000)
+    fathom.finish_meeting(FATHOM_KEY, 9702, size=300_000, deliveries=3)
+    # Expect both queued and moved within seconds, each once, with one Loom video each
+    rows = wait_for(
+        "both rows",
+        lambda: (a := rows_of(pb, user.id, 9701)) and (b := rows_of(pb, user.id, 9702)) and a + b,
+        timeout=15,
+    )
+    wait_all(scenario, [r["id"] for r in rows], timeout=30)
+    time.sleep(1)  # Any late duplicate would have landed by now
+    assert len(rows_of(pb, user.id, 9701)) == len(rows_of(pb, user.id, 9702)) == 1
+    assert_one_video_each(loom, pb, [r["id"] for r in rows])
+    # One of the three copies was taken; the others were refused as replays (and a sender that
+    # retries on any non-2xx tries them again, to the same answer)
+    statuses = [a.status for a in fathom.webhooks.attempts if a.recording_id == 9702]
+    assert statuses.count(201) == 1 and set(statuses) == {201, 409}, statuses
+    # When the user turns auto-move off, the webhook is deleted at Fathom
+    meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
+    assert meta is not None
+    answer = user.call("PATCH", user.records("user_meta", meta["id"]), json={"auto_move": False})
+    assert answer.status_code == 200, answer.text
+    wait_for("the webhook gone", lambda: not fathom.webhooks.registrations(FATHOM_KEY))
+    wait_for("the auto-move row gone", lambda: own_auto_move_row(user) is None)
+
+
+def test_meetings_missed_while_the_receiver_was_down_are_caught_up(
+    scenario: Scenario,
+    stack: Stack,
+    stack_env: dict[str, str],
+    receiver: Receiver,
+    fathom: FathomStandin,
+    loom: LoomStandin,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    poll = 4.0
+    stack.env = {
+        **stack_env,
+        "WEBHOOK_PUBLIC_URL": receiver.url,
+        "AUTO_MOVE_RECONCILE_SECONDS": "1",
+        "AUTO_MOVE_POLL_SECONDS": str(poll),
+    }
+    fathom.webhooks.retry_delays = (0.2,)  # Fathom gives up quickly on a receiver that is down
+    turn_on(user)
+    stack.beat()
+    stack.worker(concurrency=2)
+    wait_for("the webhook", lambda: fathom.webhooks.registrations(FATHOM_KEY))
+    # Given the receiver down while three meetings finish, and every delivery failed
+    receiver.stop()
+    meetings = [9601, 9602, 9603]
+    for meeting in meetings:
+        fathom.finish_meeting(FATHOM_KEY, meeting, size=200_000)
+    wait_for(
+        "every delivery to fail",
+        lambda: len([a for a in fathom.webhooks.attempts if a.recording_id in meetings]) == 6,
+    )
+    assert all(a.status is None for a in fathom.webhooks.attempts)
+    # When the receiver is back, expect all three queued within one poll interval (plus the
+    # time a poll takes), each once, and moved
+    receiver.start()
+    back = time.monotonic()
+    rows = wait_for(
+        "the three rows",
+        lambda: (
+            (found := [r for m in meetings for r in rows_of(pb, user.id, m)])
+            and len({r["meeting_id"] for r in found}) == 3
+            and found
+        ),
+        timeout=poll + 10,
+    )
+    assert time.monotonic() - back <= poll + 10
+    wait_all(scenario, [r["id"] for r in rows], timeout=60)
+    assert all(len(rows_of(pb, user.id, m)) == 1 for m in meetings)
+    assert_one_video_each(loom, pb, [r["id"] for r in rows])
+
+
+def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    own_key = f"fathom-catch-up-{secrets.token_hex(4)}"  # This user's meetings only
+    fathom.add_key(own_key)
+    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    since = datetime.now(UTC) - timedelta(days=2)
+    turn_on(user, auto_move_since=pb_date(since))
+    at = {n: since + timedelta(hours=h) for n, h in ((9501, -1), (9502, 1), (9503, 3))}
+    for meeting, created in at.items():
+        fathom.add_meeting(own_key, meeting, created_at=created)
+    # The first poll queues what was made since `auto_move_since`, not before
+    first = catch_up(store, keys, providers, service_settings)
+    assert len(first.queued) == 2
+    assert rows_of(pb, user.id, 9501) == []
+    row = store.row(user.id)
+    assert row is not None and row["watermark"] == pb_date(at[9503])
+    # A meeting Fathom lists only now, made before the watermark, is still found; nothing twice
+    fathom.add_meeting(own_key, 9504, created_at=since + timedelta(hours=2))
+    second = catch_up(store, keys, providers, service_settings)
+    assert len(second.queued) == 1 and len(rows_of(pb, user.id, 9504)) == 1
+    assert catch_up(store, keys, providers, service_settings).queued == []
+    # A meeting the user cancelled is not queued again
+    pb.update("queue", rows_of(pb, user.id, 9502)[0]["id"], {"status": "cancelled"})
+    assert catch_up(store, keys, providers, service_settings).queued == []
+    # When transfers have used the key's budget down to the reserve, the poll waits its turn
+    client = redis.Redis.from_url(service_settings.redis_url)
+    for stale in client.scan_iter("f2l:ratelimit:*"):  # Earlier tests' calls with this key
+        client.delete(stale)
+    limiter = RateLimiter(client)
+    calls = service_settings.fathom_calls_per_window
+    background = calls - service_settings.auto_move_reserved_calls
+    budget = [Budget("all", calls, service_settings.fathom_rate_window_seconds)]
+    for _ in range(background):
+        assert limiter.try_take(key_identity(own_key), budget) == 0
+    fathom.add_meeting(own_key, 9505, created_at=datetime.now(UTC))
+    deferred = catch_up(store, keys, providers, service_settings)
+    assert (deferred.queued, deferred.deferred) == ([], 1)
+    # While a transfer may still call
+    assert limiter.try_take(key_identity(own_key), budget) == 0
