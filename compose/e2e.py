@@ -9,9 +9,11 @@ relies on:
    second Loom video, and every row a stopped worker held resumes within 15 s;
 3. a user's keys saved through PocketBase's API are stored encrypted (the hooks run in
    `pb_global`) and checked against the stand-ins;
-4. the seed's `./pocketbase migrate` and `migrate down` work in `pb_global`;
-5. Flower answers 401 without credentials, and with them shows no password or key;
-6. `docker-compose logs` of every service holds no API key, signed URL or password.
+4. auto-move: a meeting that ends at the Fathom stand-in reaches the `webhooks` container through
+   the demo user's signed webhook (delivered twice) and is moved once;
+5. the seed's `./pocketbase migrate` and `migrate down` work in `pb_global`;
+6. Flower answers 401 without credentials, and with them shows no password or key;
+7. `docker-compose logs` of every service holds no API key, signed URL or password.
 
 Secrets are generated for the run and passed to compose through the environment; everything is
 torn down (volumes included) at the end, also on failure.
@@ -66,6 +68,7 @@ class Stack:
             "FLOWER_PORT": str(free_port()),
             "SANDBOX_FATHOM_PORT": str(free_port()),
             "SANDBOX_LOOM_PORT": str(free_port()),
+            "WEBHOOK_PORT": str(free_port()),
         }
         self.secrets = [
             self.env[name] for name in ("PB_ADMIN_PASSWORD", "PB_ENCRYPTION_KEY", "REDIS_PASSWORD")
@@ -221,6 +224,37 @@ def check_users_keys(stack: Stack, pb: PocketBaseView) -> None:
     say(f"a user's keys saved through the API: stored as ciphertext; {checked['fathom_check']!r}")
 
 
+def check_auto_move(stack: Stack, pb: PocketBaseView) -> None:
+    """The demo user has auto-move on: a meeting that ends at the Fathom stand-in reaches the
+    receiver's container through the webhook, signed, and is moved, once."""
+
+    def registered() -> bool:
+        rows = pb.http.get("/api/collections/auto_move/records").json()["items"]
+        return any(r["webhook_id"] for r in rows)
+
+    wait_for("the demo user's webhook", registered, timeout=90)
+    finished = httpx.post(
+        f"{stack.url('SANDBOX_FATHOM_PORT')}/_standin/finish",
+        json={"api_key": SANDBOX_KEYS[0], "recording_id": 2001, "size": 2_000_000, "deliveries": 2},
+        timeout=10,
+    )
+    finished.raise_for_status()
+    started = time.monotonic()
+    row = wait_for(
+        "the new meeting moved",
+        lambda: next(
+            (r for r in pb.demo_rows() if r["meeting_id"] == "2001" and r["status"] == "completed"),
+            None,
+        ),
+        timeout=120,
+    )
+    assert [r["meeting_id"] for r in pb.demo_rows()].count("2001") == 1
+    say(
+        f"auto-move: meeting 2001 arrived by webhook (delivered twice, queued once) and was"
+        f" moved in {time.monotonic() - started:.0f} s: {row['loom_url']}"
+    )
+
+
 def check_migrations(stack: Stack) -> None:
     up = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate")
     down = stack.compose("exec", "-T", "pb_global", "./pocketbase", "migrate", "down", stdin="y\n")
@@ -284,6 +318,7 @@ def main() -> int:
         check_scale_down(stack, pb)
         check_completed_once(stack, pb)
         check_users_keys(stack, pb)
+        check_auto_move(stack, pb)
         check_migrations(stack)
         check_flower(stack)
         check_logs(stack)

@@ -81,7 +81,7 @@ class RotationReport:
     def __str__(self) -> str:
         text = f"re-encrypted {self.reencrypted} keys in {self.rows} rows"
         if self.undecryptable:
-            text += f"; {len(self.undecryptable)} could not be decrypted (api_keys rows: "
+            text += f"; {len(self.undecryptable)} could not be decrypted (rows: "
             text += ", ".join(self.undecryptable) + ")"
         return text
 
@@ -90,28 +90,41 @@ def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
     """Re-encrypt every stored key as f2l1 under the current key; safe to run again.
 
     Values written by PocketBase's hook (f2l2), under an earlier key, or left in clear by a
-    PocketBase that had no hooks, are all rewritten.
+    PocketBase that had no hooks, are all rewritten; so are the Fathom webhook secrets kept for
+    auto-move (`auto_move.encrypted_secret`).
     """
     report = RotationReport()
-    ops: list[BatchOp] = []
-    for row in pb.walk(COLLECTION):
-        report.rows += 1
-        changes: dict[str, str] = {}
-        for name in FIELDS:
-            token = (row.get(name) or "").strip()
-            if not token or not box.needs_rotation(token):
-                continue
-            if not token.startswith(("f2l1.", "f2l2.")):
-                plain = token  # Stored in clear before the hook encrypted users' keys.
-            else:
-                try:
-                    plain = box.decrypt(token, user_id=row["user_id"], field=name)
-                except UndecryptableKey:
-                    report.undecryptable.append(f"{row['id']}.{name}")
-                    continue
-            changes[name] = box.encrypt(plain, user_id=row["user_id"], field=name)
-            report.reencrypted += 1
-        if changes:
-            ops.append(BatchOp("PATCH", COLLECTION, id=row["id"], body=changes))
-    pb.batch(ops)
+    encrypted: tuple[tuple[str, tuple[Field, ...]], ...] = (
+        (COLLECTION, FIELDS),
+        ("auto_move", ("encrypted_secret",)),
+    )
+    for collection, fields in encrypted:
+        ops: list[BatchOp] = []
+        for row in pb.walk(collection):
+            report.rows += 1
+            changes = _reencrypted(box, row, fields, report)
+            if changes:
+                ops.append(BatchOp("PATCH", collection, id=row["id"], body=changes))
+        pb.batch(ops)
     return report
+
+
+def _reencrypted(
+    box: KeyBox, row: Record, fields: tuple[Field, ...], report: RotationReport
+) -> dict[str, str]:
+    changes: dict[str, str] = {}
+    for name in fields:
+        token = (row.get(name) or "").strip()
+        if not token or not box.needs_rotation(token):
+            continue
+        if not token.startswith(("f2l1.", "f2l2.")):
+            plain = token  # Stored in clear before the hook encrypted users' keys.
+        else:
+            try:
+                plain = box.decrypt(token, user_id=row["user_id"], field=name)
+            except UndecryptableKey:
+                report.undecryptable.append(f"{row['id']}.{name}")
+                continue
+        changes[name] = box.encrypt(plain, user_id=row["user_id"], field=name)
+        report.reencrypted += 1
+    return changes

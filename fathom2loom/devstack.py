@@ -6,7 +6,8 @@ credentials are configured, a local superuser and encryption key are generated o
 
 Sandbox mode: with no `LOOM_BASE_URL` configured there is no real Loom adapter to talk to, so the
 Fathom and Loom stand-ins run too and the stack points at them; the sandbox Fathom key below sees a
-few generated meetings.
+few generated meetings, and the demo user has auto-move on: new meetings end at the Fathom
+stand-in every so often and arrive through the webhook receiver by themselves.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ DEV_REDIS_PORT = int(os.environ.get("DEV_REDIS_PORT", "6380"))
 DEV_FATHOM_PORT = int(os.environ.get("DEV_FATHOM_PORT", "8091"))
 DEV_LOOM_PORT = int(os.environ.get("DEV_LOOM_PORT", "8092"))
 DEV_FLOWER_PORT = int(os.environ.get("DEV_FLOWER_PORT", "5555"))
+DEV_WEBHOOK_PORT = int(os.environ.get("DEV_WEBHOOK_PORT", "8095"))
+SANDBOX_NEW_MEETING_EVERY = 45  # seconds between the sandbox's new meetings (two of them)
 
 
 def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
@@ -50,6 +53,7 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
             *("--fathom-port", str(DEV_FATHOM_PORT), "--loom-port", str(DEV_LOOM_PORT)),
             *("--seed-key", SANDBOX_FATHOM_KEY, "--meetings", "5", "--size", str(50_000_000)),
             *("--render-seconds", "5"),
+            *("--new-meeting-every", str(SANDBOX_NEW_MEETING_EVERY), "--new-meetings", "2"),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -107,6 +111,18 @@ def _flower(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+def _receiver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """The webhook receiver Fathom (here the stand-in) delivers new meetings to."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fathom2loom.cli", "webhooks"],
+            env={**env, "WEBHOOK_LISTEN_PORT": str(DEV_WEBHOOK_PORT)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def _write_cli_env(state: Path, settings: Settings) -> None:
     """`fathom2loom ...` run in this checkout finds this stack's settings here (mode 0600)."""
     env = _celery_env(settings, inherit=False)
@@ -128,6 +144,8 @@ def _celery_env(settings: Settings, *, inherit: bool = True) -> dict[str, str]:
     )
     if settings.loom_base_url:
         env["LOOM_BASE_URL"] = settings.loom_base_url
+    if settings.webhook_public_url:
+        env["WEBHOOK_PUBLIC_URL"] = settings.webhook_public_url
     return env
 
 
@@ -139,6 +157,7 @@ def _start_celery(
         _celery(["worker", "--concurrency", "2", "--loglevel", "INFO"], env, logs / "worker.log"),
         _celery(["beat", "--loglevel", "INFO"], env, logs / "beat.log"),
         _flower({**env, "FLOWER_BASIC_AUTH": flower_login}, logs / "flower.log"),
+        _receiver(env, logs / "webhooks.log"),
     ]
 
 
@@ -165,7 +184,13 @@ def run_dev_stack(state_dir: str) -> int:
         if sandbox:
             standins, urls = _start_standins()
             children.append(standins)
-            providers = {"fathom_base_url": urls["fathom_url"], "loom_base_url": urls["loom_url"]}
+            providers = {
+                "fathom_base_url": urls["fathom_url"],
+                "loom_base_url": urls["loom_url"],
+                "webhook_public_url": os.environ.get(
+                    "WEBHOOK_PUBLIC_URL", f"http://127.0.0.1:{DEV_WEBHOOK_PORT}"
+                ),
+            }
         settings = load_settings(
             pb_url=pocketbase.url,
             redis_url=redis.url,
@@ -184,7 +209,9 @@ def run_dev_stack(state_dir: str) -> int:
             f"Redis       {redis.url}\n"
             f"Flower      http://127.0.0.1:{DEV_FLOWER_PORT}/  (login FLOWER_BASIC_AUTH in"
             f" {state / 'dev.env'})\n"
-            f"Celery      worker (2 slots), beat; logs in {state}",
+            f"Celery      worker (2 slots), beat; logs in {state}\n"
+            f"Webhooks    http://127.0.0.1:{DEV_WEBHOOK_PORT}/fathom/<user id>  (public URL"
+            f" {settings.webhook_public_url or 'not set: WEBHOOK_PUBLIC_URL'})",
             flush=True,
         )
         demo_user = None
@@ -198,7 +225,11 @@ def run_dev_stack(state_dir: str) -> int:
             )
             with PocketBase.from_settings(settings) as pb:
                 demo_user = seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
-            print(f"Demo        {DEMO_EMAIL}'s five meetings are queued", flush=True)
+            print(
+                f"Demo        {DEMO_EMAIL}'s five meetings are queued; auto-move is on, so two"
+                f" new meetings arrive by themselves (one every {SANDBOX_NEW_MEETING_EVERY} s)",
+                flush=True,
+            )
         print("Ctrl-C stops everything.", flush=True)
         _watch(settings, demo_user, stop)
     except KeyboardInterrupt:

@@ -1,5 +1,6 @@
 """Sandbox mode for `make run`: a demo user whose five meetings move from the Fathom stand-in to
-the Loom stand-in, so a new operator sees the whole pipeline work without any real key."""
+the Loom stand-in, so a new operator sees the whole pipeline work without any real key; auto-move
+is on for them, so new meetings the stand-in ends later arrive and move by themselves."""
 
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ def seed_demo(pb: PocketBase, settings: Settings, fathom_key: str, loom_key: str
         )
     box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
     store_keys(pb, box, user["id"], fathom=fathom_key, loom=loom_key)
+    meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user["id"]))
+    if meta is None:  # Auto-move on: the stand-in's new meetings arrive by themselves.
+        pb.create("user_meta", {"user_id": user["id"], "auto_move": True})
     queued = {
         r["meeting_id"]
         for r in pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user["id"]))

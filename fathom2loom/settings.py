@@ -18,7 +18,7 @@ from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fathom2loom.errors import ConfigError
@@ -182,9 +182,9 @@ class Settings(BaseSettings):
 
     @field_validator("pb_url", "fathom_base_url", "loom_base_url", "webhook_public_url")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
+    def _http_url(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None or (value == "" and info.field_name == "webhook_public_url"):
+            return None  # An empty WEBHOOK_PUBLIC_URL turns webhooks off.
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")

@@ -31,6 +31,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=1_000_000, help="bytes per recording")
     parser.add_argument("--render-seconds", type=float, default=0.0)
     parser.add_argument(
+        "--new-meeting-every",
+        type=float,
+        default=0.0,
+        help="end a new meeting for --seed-key this often (seconds), delivered to its webhooks",
+    )
+    parser.add_argument("--new-meetings", type=int, default=3, help="how many such meetings")
+    parser.add_argument(
         "--bandwidth", type=int, default=0, help="bytes/s per file download (0: unlimited)"
     )
     return parser
@@ -39,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.meetings and not args.seed_key:
-        parser.error("--meetings needs --seed-key")
+    if (args.meetings or args.new_meeting_every) and not args.seed_key:
+        parser.error("--meetings and --new-meeting-every need --seed-key")
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -64,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
         for index in range(args.meetings):
             fathom.add_meeting(args.seed_key, FIRST_RECORDING_ID + index, size=args.size)
         print(json.dumps({"fathom_url": fathom.url, "loom_url": loom.url}), flush=True)
+        next_id = FIRST_RECORDING_ID + args.meetings
+        for _ in range(args.new_meetings if args.new_meeting_every > 0 else 0):
+            if stopping.wait(args.new_meeting_every):
+                break
+            fathom.finish_meeting(args.seed_key, next_id, size=args.size)
+            next_id += 1
         stopping.wait()
     finally:
         fathom.stop()

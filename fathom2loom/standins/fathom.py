@@ -151,6 +151,7 @@ class FathomStandin(StandinServer):
         self.route("GET", "/recordings/{id}/downloads/{download_id}", self._poll_download)
         self.route("POST", "/webhooks", self._create_webhook)
         self.route("DELETE", "/webhooks/{webhook_id}", self._delete_webhook)
+        self.route("POST", "/_standin/finish", self._post_finish, True)
         for method in ("GET", "HEAD"):
             self.route(method, "/_files/{token}", self._file, api=False)
 
@@ -324,6 +325,17 @@ class FathomStandin(StandinServer):
         if not self.webhooks.unregister(req.key or "", req.params["webhook_id"]):
             raise HTTPError(404, "no such webhook")
         return Response(204)
+
+    def _post_finish(self, req: Request) -> Response:
+        """Control: `{"api_key", "recording_id", "size"?, "deliveries"?}` ends a meeting now."""
+        body = req.json()
+        try:
+            key, recording = str(body["api_key"]), int(body["recording_id"])
+            size, times = int(body.get("size", 1_000_000)), int(body.get("deliveries", 1))
+        except (KeyError, TypeError, ValueError):
+            raise HTTPError(400, "expected api_key, recording_id, size?, deliveries?") from None
+        messages = self.finish_meeting(key, recording, size=size, deliveries=times)
+        return json_response(200, {"messages": messages})
 
     def _meeting(self, req: Request) -> _Meeting:
         raw = req.params["id"]
