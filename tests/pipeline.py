@@ -286,3 +286,25 @@ class Receiver:
     def stop(self) -> None:
         stop_process_group(self.process)
         self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
+    """A Redis for one test alone, so that killing it touches no other test."""
+    server = LocalRedis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+def kill_redis(server: LocalRedis) -> None:
+    """Kill Redis at once; it keeps nothing (no persistence), so it comes back empty."""
+    assert server.process is not None
+    server.process.kill()
+    server.process.wait(10)
+
+
+def restart_empty(server: LocalRedis, down_seconds: float) -> None:
+    """Kill Redis and start it, empty, on the same port."""
+    kill_redis(server)
+    time.sleep(down_seconds)
+    server.start()

@@ -21,6 +21,7 @@ from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.auto_move.catch_up import catch_up
 from fathom2loom.auto_move.registration import reconcile_webhooks
 from fathom2loom.auto_move.store import AutoMoveStore
+from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
 from fathom2loom.pocketbase.client import PocketBase, Record
@@ -39,6 +40,7 @@ from tests.pipeline import (
     Scenario,
     Stack,
     assert_one_video_each,
+    kill_redis,
     wait_all,
 )
 
@@ -68,6 +70,11 @@ def own_auto_move_row(user: UserSession) -> dict[str, Any] | None:
     answer.raise_for_status()
     items = answer.json()["items"]
     return items[0] if items else None
+
+
+def delivery_statuses(fathom: FathomStandin, recording: int) -> list[int | None]:
+    """What the receiver answered to each delivery attempt for `recording` (None: no answer)."""
+    return [a.status for a in fathom.webhooks.attempts if a.recording_id == recording]
 
 
 @pytest.fixture
@@ -209,7 +216,7 @@ def test_new_meetings_move_by_themselves_through_the_webhook(
     assert_one_video_each(loom, pb, [r["id"] for r in rows])
     # One of the three copies was taken; the others were refused as replays (and a sender that
     # retries on any non-2xx tries them again, to the same answer)
-    statuses = [a.status for a in fathom.webhooks.attempts if a.recording_id == 9702]
+    statuses = delivery_statuses(fathom, 9702)
     assert statuses.count(201) == 1 and set(statuses) == {201, 409}, statuses
     # When the user turns auto-move off, the webhook is deleted at Fathom
     meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
@@ -315,3 +322,53 @@ def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget
     assert (deferred.queued, deferred.deferred) == ([], 1)
     # While a transfer may still call
     assert limiter.try_take(key_identity(own_key), budget) == 0
+
+
+def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    own_redis: LocalRedis,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    # Given the receiver on a Redis of its own, and the user's webhook registered
+    env = {**worker_env, "REDIS_URL": own_redis.url}
+    receiver = Receiver(env, tmp_path / "receiver.log").start()
+    settings = make_settings(
+        worker_env["PB_URL"],
+        own_redis.url,
+        fathom_base_url=worker_env["FATHOM_BASE_URL"],
+        loom_base_url=worker_env["LOOM_BASE_URL"],
+        webhook_public_url=receiver.url,
+    )
+    client = redis.Redis.from_url(own_redis.url)
+    providers = Providers.from_settings(settings, client)
+    retry_delays = fathom.webhooks.retry_delays
+    try:
+        turn_on(user)
+        reconcile_webhooks(AutoMoveStore(pb, BOX), KeyStore(pb, BOX), providers, settings)
+        assert fathom.webhooks.registrations(FATHOM_KEY)
+        fathom.webhooks.retry_delays = (1.0,) * 15  # A sender that keeps trying for a while
+        # When Redis dies and a meeting finishes meanwhile
+        kill_redis(own_redis)
+        fathom.finish_meeting(FATHOM_KEY, 9901, size=100_000)
+        # Expect the delivery refused as "try again later", and the receiver still up
+        wait_for("a 503", lambda: 503 in delivery_statuses(fathom, 9901))
+        assert receiver.process is not None and receiver.process.poll() is None
+        assert rows_of(pb, user.id, 9901) == []
+        # When Redis comes back empty, expect the sender's next try to queue the meeting, once
+        own_redis.start()
+        wait_for("the row", lambda: rows_of(pb, user.id, 9901), timeout=20)
+        wait_for("the 201", lambda: 201 in delivery_statuses(fathom, 9901))
+        # And a meeting that finishes afterwards goes through at the first try
+        fathom.finish_meeting(FATHOM_KEY, 9902, size=100_000)
+        wait_for("the next row", lambda: rows_of(pb, user.id, 9902), timeout=10)
+        assert delivery_statuses(fathom, 9902) == [201]
+        assert len(rows_of(pb, user.id, 9901)) == len(rows_of(pb, user.id, 9902)) == 1
+        assert receiver.process.poll() is None
+    finally:
+        fathom.webhooks.retry_delays = retry_delays
+        providers.close()
+        client.close()
+        receiver.stop()

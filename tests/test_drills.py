@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis
 
 from fathom2loom.local_servers import LocalRedis
@@ -19,24 +17,8 @@ from fathom2loom.logsink.handler import RedisLogHandler
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
-from tests.pipeline import FINAL, MIB, Scenario, video_key
+from tests.pipeline import FINAL, MIB, Scenario, restart_empty, video_key
 from tests.workers import CeleryBeat, CeleryProcess, CeleryWorker
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[LocalRedis]:
-    server = LocalRedis(tmp_path / "redis").start()
-    yield server
-    server.stop()
-
-
-def restart_empty(server: LocalRedis, down_seconds: float) -> None:
-    """Kill Redis (no persistence: everything in it is lost) and start it on the same port."""
-    assert server.process is not None
-    server.process.kill()
-    server.process.wait(10)
-    time.sleep(down_seconds)
-    server.start()
 
 
 def test_redis_restarted_empty_mid_run(

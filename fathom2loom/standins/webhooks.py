@@ -91,7 +91,6 @@ class WebhookSender:
         self.attempts: list[Attempt] = []
         self._registrations: dict[str, Registration] = {}
         self._lock = threading.Lock()
-        self._http = httpx.Client(timeout=10)
 
     def register(self, api_key: str, body: Any) -> Registration:
         url, triggers, includes = validate_registration(body)
@@ -159,7 +158,9 @@ class WebhookSender:
             "webhook-signature": Signer(registration.secret).sign(message_id, now, body),
         }
         try:
-            return self._http.post(registration.url, content=body, headers=headers).status_code
+            # A connection per attempt, as deliveries are independent (and threads share no pool).
+            answer = httpx.post(registration.url, content=body, headers=headers, timeout=10)
+            return answer.status_code
         except httpx.HTTPError:
             return None
 
@@ -168,6 +169,3 @@ class WebhookSender:
         with self._lock:
             self._registrations.clear()
         self.attempts.clear()
-
-    def close(self) -> None:
-        self._http.close()
