@@ -8,7 +8,10 @@ Started in the beat process (`beat_init`). One thread runs a sync whenever somet
   since events missed while disconnected are not replayed. Writes that change nothing of that (a
   position, a progress update) do not wake it: the sync's own writes never start another sync.
 The same listener hears users saving keys (`api_keys`) and sends the key check at once, and
-sends the auto-move webhook upkeep when a user changes `user_meta` or their keys.
+sends the auto-move webhook upkeep when a user changes `user_meta` or their keys; both are sent
+once after every (re)connect too, for the changes it did not hear (beat starting after a user
+turned auto-move on, say). A send that fails (Redis away) is logged and left to the periodic
+sweeps: it never ends the listener.
 Beat's tick still covers everything when Redis or the listener is away; nothing here is the only
 path to a row.
 """
@@ -20,6 +23,7 @@ import threading
 from typing import Any
 
 import redis
+from celery import Task
 from celery.signals import beat_init
 
 from fathom2loom.key_check import fingerprint
@@ -49,7 +53,7 @@ class Wakeup:
                 ctx.pb,
                 ["queue/*", "api_keys/*", "user_meta/*"],
                 self._on_event,
-                on_connect=self.wake.set,
+                on_connect=self._on_connect,
             )
             self.listener.stop = self.stop
 
@@ -57,12 +61,18 @@ class Wakeup:
         record, action = data.get("record") or {}, str(data.get("action"))
         if topic.startswith("api_keys/"):
             if action != "delete" and record.get("checked_for") != fingerprint(record):
-                check_saved_keys.apply_async()
-            keep_webhooks.apply_async()
+                _send(check_saved_keys)
+            _send(keep_webhooks)
         elif topic.startswith("user_meta/"):
-            keep_webhooks.apply_async()
+            _send(keep_webhooks)
         elif self.new_work.means_new_work(action, record):
             self.wake.set()
+
+    def _on_connect(self) -> None:
+        """Events missed while disconnected are not replayed: act as if each had come."""
+        self.wake.set()
+        _send(check_saved_keys)
+        _send(keep_webhooks)
 
     def _due(self) -> bool:
         try:
@@ -86,6 +96,13 @@ class Wakeup:
         if self.listener is not None:
             threading.Thread(target=self.listener.run, name="realtime", daemon=True).start()
         return self
+
+
+def _send(task: Task[[], Any]) -> None:
+    try:
+        task.apply_async()
+    except Exception as exc:  # Redis away: the periodic sweep sends it later.
+        log.warning("could not send %s (%s); its periodic sweep will cover it", task.name, exc)
 
 
 def start_wakeup() -> Wakeup:

@@ -193,7 +193,7 @@ def test_new_meetings_move_by_themselves_through_the_webhook(
     stack.env = {
         **stack_env,
         "WEBHOOK_PUBLIC_URL": receiver.url,
-        "AUTO_MOVE_RECONCILE_SECONDS": "1",
+        "AUTO_MOVE_RECONCILE_SECONDS": "3600",  # Realtime alone: on change, on connect
         "AUTO_MOVE_POLL_SECONDS": "3600",  # Only the webhook can bring them in time
     }
     stack.beat()
@@ -240,7 +240,7 @@ def test_meetings_missed_while_the_receiver_was_down_are_caught_up(
     stack.env = {
         **stack_env,
         "WEBHOOK_PUBLIC_URL": receiver.url,
-        "AUTO_MOVE_RECONCILE_SECONDS": "1",
+        "AUTO_MOVE_RECONCILE_SECONDS": "3600",  # Realtime alone: on change, on connect
         "AUTO_MOVE_POLL_SECONDS": str(poll),
     }
     fathom.webhooks.retry_delays = (0.2,)  # Fathom gives up quickly on a receiver that is down
@@ -322,6 +322,35 @@ def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget
     assert (deferred.queued, deferred.deferred) == ([], 1)
     # While a transfer may still call
     assert limiter.try_take(key_identity(own_key), budget) == 0
+
+
+def test_auto_move_counts_from_when_the_user_turned_it_on_not_when_the_service_saw_it(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    own_key = f"fathom-counts-from-{secrets.token_hex(4)}"
+    fathom.add_key(own_key)
+    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    fathom.add_meeting(own_key, 9401, created_at=datetime.now(UTC) - timedelta(minutes=5))
+    # Given a user who turns auto-move on (no date), and a meeting that ends just after
+    turn_on(user)
+    time.sleep(0.05)
+    fathom.add_meeting(own_key, 9402, created_at=datetime.now(UTC))
+    # When the service first sees it a while later (beat busy or down meanwhile)
+    time.sleep(1.0)
+    first = catch_up(store, keys, providers, service_settings)
+    # Expect the meeting that ended after the user's change queued, the older one not
+    assert len(first.queued) == 1 and len(rows_of(pb, user.id, 9402)) == 1
+    assert rows_of(pb, user.id, 9401) == []
+    # And the user reads from when it counts on their own row
+    mine = own_auto_move_row(user)
+    meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
+    assert mine is not None and meta is not None
+    assert mine["counts_from"] == meta["updated"]
 
 
 def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(

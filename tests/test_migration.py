@@ -32,6 +32,7 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "status": ("text", None),
         "watermark": ("date", None),
         "polled_at": ("date", None),
+        "counts_from": ("date", None),
     },
     "api_keys": {
         "user_id": ("relation", USERS),
@@ -144,7 +145,14 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
+    # When the counts-from migration is reverted, the auto_move collection loses just that field
+    fresh.migrate("down", "1")
+    reverted = restart(fresh, None)
+    assert "counts_from" not in {f["name"] for f in reverted["auto_move"]["fields"]}
+    assert "watermark" in {f["name"] for f in reverted["auto_move"]["fields"]}
     # When the auto-move migration is reverted, its collection and fields go
+    fresh.stop()
+    fresh.migrations_dir = migrations
     fresh.migrate("down", "1")
     reverted = restart(fresh, None)
     assert "auto_move" not in reverted

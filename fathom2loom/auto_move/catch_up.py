@@ -14,7 +14,7 @@ AUTO_MOVE_RESERVED_CALLS calls, without waiting: a user whose budget is busy is 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from fathom2loom.api_keys import KeyStore
@@ -72,7 +72,7 @@ def _catch_up(
     store: AutoMoveStore, fathom: FathomClient, user: OptedIn, lookback: timedelta
 ) -> list[str]:
     row = store.start(user)
-    floor = user.since or parse_date(row.get("created")) or datetime.now(UTC)
+    floor = replace(user, row=row).counts_from or datetime.now(UTC)
     watermark = max(parse_date(row.get("watermark")) or floor, floor)
     meetings = [
         m

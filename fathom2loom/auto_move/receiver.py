@@ -113,8 +113,9 @@ class Receiver:
                 "webhook for user %s ignored: auto-move is off", user_id, extra=_about(user_id)
             )
             return 200, {"ignored": "auto-move is off for this user"}
-        if user.since is not None and meeting.created_at < user.since:
-            return 200, {"ignored": "the meeting is older than auto_move_since"}
+        counts_from = user.counts_from
+        if counts_from is not None and meeting.created_at < counts_from:
+            return 200, {"ignored": "the meeting is older than auto-move (counts_from)"}
         row_id = enqueue_new_meeting(self.store.pb, user_id, meeting)
         if row_id is None:
             return 200, {"queued": None, "message": "this meeting was queued before"}

@@ -26,6 +26,25 @@ class OptedIn:
     user_id: str
     since: datetime | None  # meetings created from then count; None: from when it was turned on
     row: Record | None
+    changed_at: datetime | None = None  # the user's last change to user_meta: at or after turn-on
+
+    @classmethod
+    def from_meta(cls, meta: Record, row: Record | None) -> OptedIn:
+        return cls(
+            meta["user_id"],
+            parse_date(meta.get("auto_move_since")),
+            row,
+            parse_date(meta.get("updated")),
+        )
+
+    @property
+    def counts_from(self) -> datetime | None:
+        """Meetings created before this are never queued by auto-move (None: not started yet)."""
+        if self.since is not None:
+            return self.since
+        if self.row is None:
+            return None
+        return parse_date(self.row.get("counts_from")) or parse_date(self.row.get("created"))
 
 
 class AutoMoveStore:
@@ -36,9 +55,8 @@ class AutoMoveStore:
     def opted_in(self) -> list[OptedIn]:
         rows = {r["user_id"]: r for r in self.pb.walk(COLLECTION)}
         return [
-            OptedIn(meta["user_id"], parse_date(meta.get("auto_move_since")), rows.get(uid))
+            OptedIn.from_meta(meta, rows.get(meta["user_id"]))
             for meta in self.pb.walk("user_meta", filter="auto_move = true")
-            if (uid := meta["user_id"])
         ]
 
     def turned_off(self) -> list[Record]:
@@ -53,16 +71,24 @@ class AutoMoveStore:
         meta = self.pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user_id))
         if not meta or not meta.get("auto_move"):
             return None
-        return OptedIn(user_id, parse_date(meta.get("auto_move_since")), self.row(user_id))
+        return OptedIn.from_meta(meta, self.row(user_id))
 
     def start(self, user: OptedIn) -> Record:
-        """The user's row, made when they first turn auto-move on: the watermark starts at
-        `since`, or now."""
+        """The user's row, made when the service first sees auto-move on. It counts from the
+        user's `since`, else from when they turned it on (their user_meta change), so a meeting
+        that ended before the service got round to it is still theirs to move."""
         if user.row is not None:
             return user.row
-        watermark = now_iso() if user.since is None else pb_date(user.since)
+        start = user.since or user.changed_at
+        counts_from = now_iso() if start is None else pb_date(start)
         return self.pb.create(
-            COLLECTION, {"user_id": user.user_id, "watermark": watermark, "status": "starting"}
+            COLLECTION,
+            {
+                "user_id": user.user_id,
+                "counts_from": counts_from,
+                "watermark": counts_from,
+                "status": "starting",
+            },
         )
 
     def update(self, row: Record, **fields: Any) -> Record:

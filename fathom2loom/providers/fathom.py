@@ -211,7 +211,14 @@ class FathomClient:
             on_rate_limited=share_cooldown,
             **kwargs,
         )
-        return read_json(response, PROVIDER, what) if expect_body else None
+        if expect_body:
+            return read_json(response, PROVIDER, what)
+        if response.status_code != 204 and response.content.strip():
+            # The spec answers 204: a page with a body is a proxy's, and the outcome unknown.
+            raise ProtocolError(
+                PROVIDER, f"Fathom answered {what} with {response.status_code} and a body, not 204"
+            )
+        return None
 
     def meetings(self, **filters: Any) -> Iterator[Meeting]:
         """Every meeting the key can see, newest first, following `next_cursor` to the end.
