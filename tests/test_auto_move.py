@@ -19,9 +19,10 @@ from standardwebhooks import Webhook as Signer
 
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.auto_move.catch_up import catch_up
+from fathom2loom.auto_move.receiver import Receiver as Deliveries
 from fathom2loom.auto_move.registration import reconcile_webhooks
 from fathom2loom.auto_move.store import AutoMoveStore
-from fathom2loom.local_servers import LocalRedis
+from fathom2loom.local_servers import LocalRedis, free_port
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
 from fathom2loom.pocketbase.client import PocketBase, Record
@@ -32,7 +33,7 @@ from fathom2loom.providers.ratelimit import Budget, RateLimiter, key_identity
 from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
-from tests.conftest import UserSession, make_settings
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession, make_settings
 from tests.pipeline import (
     BOX,
     FATHOM_KEY,
@@ -179,6 +180,41 @@ def test_the_receiver_refuses_what_it_cannot_trust_and_says_so(
     for status in ("(401)", "(400): stale", "(404)", "(400): the body", "(409)"):
         assert status in reasons, reasons
     assert all(r["metadata"].get("webhook_id") for r in logged)
+
+
+def test_a_delivery_while_pocketbase_is_away_is_left_for_the_senders_retry(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    receiver: Receiver,
+    service_settings: Settings,
+    providers: Providers,
+    worker_env: dict[str, str],
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    turn_on(user)
+    reconcile_webhooks(AutoMoveStore(pb, BOX), KeyStore(pb, BOX), providers, service_settings)
+    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    meeting = fathom.add_meeting(FATHOM_KEY, 9811, created_at=datetime.now(UTC))
+    body = json.dumps(meeting)
+    headers = signed(registration.secret, body)
+    # Given a receiver whose PocketBase is away (nothing listens there), on the same Redis
+    away = PocketBase(
+        f"http://127.0.0.1:{free_port()}", ADMIN_EMAIL, ADMIN_PASSWORD, retry_attempts=2
+    )
+    client = redis.Redis.from_url(worker_env["REDIS_URL"])
+    try:
+        # When a delivery comes, expect "retry later", and the webhook-id not kept as seen
+        status, answer = Deliveries(AutoMoveStore(away, BOX), client).handle(
+            user.id, headers, body.encode()
+        )
+        assert (status, answer["message"]) == (503, "temporarily unavailable: retry later")
+    finally:
+        away.close()
+        client.close()
+    # So the sender's retry, once PocketBase answers, queues the meeting rather than a 409
+    url = f"{receiver.url}/fathom/{user.id}"
+    assert httpx.post(url, content=body, headers=headers, timeout=10).status_code == 201
+    assert len(rows_of(pb, user.id, 9811)) == 1
 
 
 def test_new_meetings_move_by_themselves_through_the_webhook(
