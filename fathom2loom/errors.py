@@ -105,9 +105,17 @@ class PocketBaseError(Fathom2LoomError):
 
 
 class PocketBaseUnavailable(PocketBaseError):
-    """PocketBase could not be reached or kept failing (5xx); worth retrying later."""
+    """PocketBase could not be reached or kept failing (5xx); worth retrying later.
+
+    `unreachable` is True when no answer came at all (the server is down or restarting): an
+    outage of the whole server, never something one request or row brings about.
+    """
 
     retryable = True
+
+    def __init__(self, message: str, *, unreachable: bool = False) -> None:
+        super().__init__(message)
+        self.unreachable = unreachable
 
 
 class PocketBaseRequestError(PocketBaseError):

@@ -19,6 +19,7 @@ from fathom2loom.auto_move.store import AutoMoveStore
 from tasks.celery_app import app
 from tasks.context import WorkerContext, get_context
 from tasks.exclusive import run_exclusively
+from tasks.outages import rides_out_outages
 
 __all__ = ["catch_up_meetings", "keep_webhooks"]
 
@@ -29,6 +30,7 @@ def _parts(ctx: WorkerContext) -> tuple[AutoMoveStore, Any]:
 
 
 @app.task(name="fathom2loom.auto_move_webhooks", ignore_result=True)
+@rides_out_outages
 def keep_webhooks() -> dict[str, int] | None:
     ctx = get_context()
     store, keys = _parts(ctx)
@@ -41,6 +43,7 @@ def keep_webhooks() -> dict[str, int] | None:
 
 
 @app.task(name="fathom2loom.auto_move_catch_up", ignore_result=True)
+@rides_out_outages
 def catch_up_meetings() -> dict[str, Any] | None:
     ctx = get_context()
     store, keys = _parts(ctx)

@@ -10,11 +10,13 @@ from fathom2loom.key_check import check_keys
 from tasks.celery_app import app
 from tasks.context import get_context
 from tasks.exclusive import run_exclusively
+from tasks.outages import rides_out_outages
 
 __all__ = ["check_saved_keys"]
 
 
 @app.task(name="fathom2loom.check_keys", ignore_result=True)
+@rides_out_outages
 def check_saved_keys() -> int:
     ctx = get_context()
     box = ctx.key_box()

@@ -23,6 +23,7 @@ from fathom2loom.redact import RedactingFilter
 from fathom2loom.settings import get_settings
 from tasks.celery_app import app
 from tasks.context import get_context
+from tasks.outages import rides_out_outages
 
 __all__ = ["flush_log_buffer"]
 
@@ -53,6 +54,7 @@ def _unbind_task(task_id: str, **_: Any) -> None:
 
 
 @app.task(name="fathom2loom.flush_logs", ignore_result=True)
+@rides_out_outages
 def flush_log_buffer() -> dict[str, Any] | None:
     """Beat's tick: move buffered log records into `logs`."""
     ctx = get_context()

@@ -33,6 +33,7 @@ from fathom2loom.wakeups import take_due
 from tasks.auto_move import keep_webhooks
 from tasks.context import WorkerContext, get_context
 from tasks.keys_check import check_saved_keys
+from tasks.outages import rides_out_outages
 from tasks.sync_queue import sync_now
 
 __all__ = ["POLL_SECONDS", "Wakeup", "start_wakeup"]
@@ -87,7 +88,7 @@ class Wakeup:
                 continue
             self.wake.clear()
             try:
-                sync_now(self.ctx)
+                _sync_riding_out_outages(self.ctx)
             except Exception:
                 log.exception("wake-up sync failed; beat's tick will cover it")
 
@@ -96,6 +97,9 @@ class Wakeup:
         if self.listener is not None:
             threading.Thread(target=self.listener.run, name="realtime", daemon=True).start()
         return self
+
+
+_sync_riding_out_outages = rides_out_outages(sync_now)
 
 
 def _send(task: Task[[], Any]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from fathom2loom.dispatcher import SyncReport, sync_once
 from tasks.celery_app import app
 from tasks.context import WorkerContext, get_context
+from tasks.outages import rides_out_outages
 from tasks.transfer import transfer
 
 __all__ = ["send_transfer", "sync_now", "sync_queue"]
@@ -22,6 +23,7 @@ def sync_now(ctx: WorkerContext) -> SyncReport | None:
 
 
 @app.task(name="fathom2loom.sync_queue", ignore_result=True)
+@rides_out_outages
 def sync_queue() -> dict[str, Any] | None:
     """Beat's tick: one sync of the queue."""
     report = sync_now(get_context())

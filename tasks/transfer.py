@@ -19,6 +19,7 @@ from typing import Any
 import redis
 from celery import Task
 
+from fathom2loom.errors import PocketBaseUnavailable
 from fathom2loom.inflight import InFlight
 from fathom2loom.lease import Lease
 from fathom2loom.logsink.context import log_context
@@ -33,6 +34,14 @@ __all__ = ["transfer"]
 log = logging.getLogger(__name__)
 
 
+EXCUSE_SECONDS = 7 * 86400  # long enough to outlast any outage the row waits through
+
+
+def _excuse_key(row_id: str) -> str:
+    """Set when a run stopped because PocketBase or Redis was away, read by the row's next run."""
+    return f"f2l:transfer:excused:{row_id}"
+
+
 @app.task(bind=True, name="fathom2loom.transfer", max_retries=0)
 def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     """Move one queue row's recording as far as it goes now; safe to run twice."""
@@ -45,6 +54,11 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     markers.hold(row_id, seconds)
     lease.keep_alive(on_renew=lambda: markers.hold(row_id, seconds))
 
+    def excused() -> bool:
+        with contextlib.suppress(redis.RedisError):
+            return bool(ctx.redis.getdel(_excuse_key(row_id)))
+        return False
+
     def progress(done: int, total: int) -> None:
         meta = {"row_id": row_id, "bytes_done": done, "bytes_total": total}
         self.update_state(state="PROGRESS", meta=meta)
@@ -52,9 +66,19 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     step: Step = Done("stopped")
     try:
         with log_context(row_id=row_id):
-            control = RunControl(lease.lost.is_set, progress, shutting_down)
+            control = RunControl(lease.lost.is_set, progress, shutting_down, excused)
             step = run_transfer(row_id, ctx.transfer_ports(), control)
-    except Exception:  # PocketBase or Redis away at the edges of a run: the row is rescued.
+    except (PocketBaseUnavailable, redis.RedisError) as exc:  # The row is rescued when back.
+        if isinstance(exc, PocketBaseUnavailable) and exc.unreachable:  # Not the row's doing.
+            with contextlib.suppress(redis.RedisError):
+                ctx.redis.set(_excuse_key(row_id), 1, ex=EXCUSE_SECONDS)
+        log.warning(
+            "transfer %s: the run stopped, %s is away (%s); the row goes on when it is back",
+            row_id,
+            "PocketBase" if isinstance(exc, PocketBaseUnavailable) else "Redis",
+            exc,
+        )
+    except Exception:
         log.exception("transfer %s: the run could not finish its bookkeeping", row_id)
     finally:
         lost = lease.lost.is_set()

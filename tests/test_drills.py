@@ -1,4 +1,4 @@
-"""Drills with real processes: Redis restarted empty in the middle of a run.
+"""Drills with real processes: Redis restarted empty, or PocketBase restarted, mid-run.
 
 The stack here has Redis of its own (so restarting it touches no other test): a beat and two
 workers, transfers under way, then Redis is killed and comes back with nothing in it.
@@ -12,12 +12,24 @@ from pathlib import Path
 
 import redis
 
+from fathom2loom.api_keys import store_keys
 from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.handler import RedisLogHandler
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
-from tests.pipeline import FINAL, MIB, Scenario, restart_empty, video_key
+from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_pocketbase
+from tests.pipeline import (
+    BOX,
+    FATHOM_KEY,
+    FINAL,
+    LOOM_KEY,
+    MIB,
+    Scenario,
+    restart_empty,
+    video_key,
+)
 from tests.workers import CeleryBeat, CeleryProcess, CeleryWorker
 
 
@@ -93,3 +105,89 @@ def test_redis_restarted_empty_mid_run(
         sink.close()
         for process in processes:
             process.stop()
+
+
+def test_pocketbase_restarted_mid_run(
+    worker_env: dict[str, str],
+    own_redis: LocalRedis,
+    tmp_path: Path,
+    fathom: FathomStandin,
+    loom: LoomStandin,
+    clean_standins: None,
+) -> None:
+    # Given a PocketBase of the stack's own, with a user whose six meetings are being moved
+    server = start_pocketbase(tmp_path / "own-pb")
+    pb = PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    user = pb.create(
+        "users",
+        {
+            "email": "drill@example.com",
+            "password": "drill-pass-1234",
+            "passwordConfirm": "drill-pass-1234",
+        },
+    )
+    store_keys(pb, BOX, user["id"], fathom=FATHOM_KEY, loom=LOOM_KEY)
+    env = {
+        **worker_env,
+        "PB_URL": server.url,
+        "REDIS_URL": own_redis.url,
+        "TRANSFER_MAX_ATTEMPTS": "8",
+    }
+    processes: list[CeleryProcess] = [
+        CeleryBeat(env, tmp_path / "beat.log"),
+        CeleryWorker(env, tmp_path / "w1.log", concurrency=2, name="w1"),
+        CeleryWorker(env, tmp_path / "w2.log", concurrency=2, name="w2"),
+    ]
+    try:
+        for process in processes:
+            process.start()
+        loom.set_fault("*", slow_patch_seconds=0.2)
+        rows = []
+        for n in range(6):
+            fathom.add_meeting(FATHOM_KEY, 9200 + n, size=3 * MIB)
+            rows.append(
+                pb.create(
+                    "queue",
+                    {
+                        "user_id": user["id"],
+                        "meeting_id": str(9200 + n),
+                        "status": "pending",
+                        "queued_at": now_iso(),
+                    },
+                )["id"]
+            )
+        deadline = time.monotonic() + 30
+        while not (pb.get("queue", rows[0])["bytes_done"] or 0):
+            assert time.monotonic() < deadline, "no upload started"
+            time.sleep(0.1)
+        # When PocketBase dies under the running transfers and is back, with its data, 8 s later
+        assert server.process is not None
+        server.process.kill()
+        server.process.wait(10)
+        time.sleep(8)
+        server.start()
+        loom.clear_faults()
+        # Expect every row completed, with one Loom video each, and none left processing
+        deadline = time.monotonic() + 120
+        while True:
+            states = [pb.get("queue", r) for r in rows]
+            if all(s["status"] in FINAL for s in states) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert [s["status"] for s in states] == ["completed"] * 6, [
+            (s["status"], s["error_message"]) for s in states
+        ]
+        created = loom.stats()["videos_created_by_key"]
+        for n in range(6):
+            assert created[video_key(user["id"], 9200 + n)] == 1
+        # And the runs the outage stopped were not counted against the rows' attempts
+        assert [s["attempts"] for s in states] == [0] * 6
+        # And every process still up, having said what was away in a line, not a traceback
+        for process in processes:
+            assert process.alive(), process.log_tail()
+            assert "Traceback" not in process.log_path.read_text(), process.log_tail()
+    finally:
+        for process in processes:
+            process.stop()
+        pb.close()
+        server.stop()

@@ -181,9 +181,10 @@ def test_unreachable_server_is_retried_then_unavailable() -> None:
         f"http://127.0.0.1:{port}", ADMIN_EMAIL, ADMIN_PASSWORD, retry_attempts=3, backoff_base=0.01
     ) as pb:
         started = time.monotonic()
-        with pytest.raises(PocketBaseUnavailable, match="3 times"):
+        with pytest.raises(PocketBaseUnavailable, match="3 times") as away:
             pb.get("queue", "x")
         assert time.monotonic() - started < 10
+    assert away.value.unreachable  # No answer at all: the server's outage, not the request's
 
 
 def test_connection_faults_are_retried_until_the_server_is_back(tmp_path: Path) -> None:

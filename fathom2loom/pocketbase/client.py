@@ -182,7 +182,8 @@ class PocketBase(AdminEndpoints):
                 if not idempotent and not isinstance(exc, _SAFE_ERRORS):
                     raise PocketBaseUnavailable(
                         f"PocketBase {method} {path} failed mid-request ({type(exc).__name__});"
-                        " not retried because it may have been applied"
+                        " not retried because it may have been applied",
+                        unreachable=True,
                     ) from exc
                 last_fault = type(exc).__name__
             else:
@@ -194,7 +195,8 @@ class PocketBase(AdminEndpoints):
             if attempt < self.retry_attempts:
                 time.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
         raise PocketBaseUnavailable(
-            f"PocketBase {method} {path} failed {self.retry_attempts} times (last: {last_fault})"
+            f"PocketBase {method} {path} failed {self.retry_attempts} times (last: {last_fault})",
+            unreachable=not last_fault.startswith("HTTP"),
         )
 
     def authenticate(self, *, force: bool = False) -> None:

@@ -74,11 +74,14 @@ class TransferPorts:
 @dataclass
 class RunControl:
     """The caller's side of a run: is the lease still ours, is the worker shutting down (then
-    the row is handed back at the next chunk), and where progress is reported."""
+    the row is handed back at the next chunk), where progress is reported, and whether the
+    row's previous run was stopped by an outage of our own servers (then it is not counted as
+    an attempt: PocketBase being away is no fault of the row's)."""
 
     lease_lost: Callable[[], bool] = field(default=lambda: False)
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
     shutting_down: Callable[[], bool] = field(default=lambda: False)
+    previous_run_excused: Callable[[], bool] = field(default=lambda: False)
 
 
 def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None = None) -> Step:
@@ -153,7 +156,9 @@ class _Run:
             )
             return row if written else Done(Status.CANCELLED)
         attempts = row.attempts
-        if state.open_run:
+        if state.open_run and self.control.previous_run_excused():
+            log.info("row %s: its previous run was stopped by an outage; not counted", row.id)
+        elif state.open_run:
             attempts += 1
             log.warning("row %s: its previous run stopped without finishing", row.id)
             if attempts >= self.settings.transfer_max_attempts:
