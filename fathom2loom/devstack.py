@@ -51,7 +51,8 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
         [
             *(sys.executable, "-m", "fathom2loom.standins"),
             *("--fathom-port", str(DEV_FATHOM_PORT), "--loom-port", str(DEV_LOOM_PORT)),
-            *("--seed-key", SANDBOX_FATHOM_KEY, "--meetings", "5", "--size", str(50_000_000)),
+            *("--seed-key", SANDBOX_FATHOM_KEY, "--seed-owner-email", DEMO_EMAIL),
+            *("--meetings", "5", "--size", str(50_000_000)),
             *("--render-seconds", "5"),
             *("--new-meeting-every", str(SANDBOX_NEW_MEETING_EVERY), "--new-meetings", "2"),
         ],

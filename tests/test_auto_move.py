@@ -26,7 +26,7 @@ from fathom2loom.local_servers import LocalRedis, free_port
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
 from fathom2loom.pocketbase.client import PocketBase, Record
-from fathom2loom.pocketbase.dates import pb_date
+from fathom2loom.pocketbase.dates import parse_date, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.ratelimit import Budget, RateLimiter, key_identity
@@ -250,6 +250,9 @@ def test_new_meetings_move_by_themselves_through_the_webhook(
     time.sleep(1)  # Any late duplicate would have landed by now
     assert len(rows_of(pb, user.id, 9701)) == len(rows_of(pb, user.id, 9702)) == 1
     assert_one_video_each(loom, pb, [r["id"] for r in rows])
+    # The deliveries (the user's own recordings) told who the user is at Fathom
+    mine = own_auto_move_row(user)
+    assert mine is not None and mine["recorded_by"] == fathom.owner_email(FATHOM_KEY)
     # One of the three copies was taken; the others were refused as replays (and a sender that
     # retries on any non-2xx tries them again, to the same answer)
     statuses = delivery_statuses(fathom, 9702)
@@ -280,7 +283,8 @@ def test_meetings_missed_while_the_receiver_was_down_are_caught_up(
         "AUTO_MOVE_POLL_SECONDS": str(poll),
     }
     fathom.webhooks.retry_delays = (0.2,)  # Fathom gives up quickly on a receiver that is down
-    turn_on(user)
+    # (the user tells their Fathom e-mail: no delivery will have said it)
+    turn_on(user, fathom_email=fathom.owner_email(FATHOM_KEY))
     stack.beat()
     stack.worker(concurrency=2)
     wait_for("the webhook", lambda: fathom.webhooks.registrations(FATHOM_KEY))
@@ -322,17 +326,19 @@ def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget
     pb, user = scenario.pb, scenario.user
     store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
     own_key = f"fathom-catch-up-{secrets.token_hex(4)}"  # This user's meetings only
-    fathom.add_key(own_key)
+    fathom.add_key(own_key, owner_email=user.email)  # Fathom knows them by their sign-in e-mail
     store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
     since = datetime.now(UTC) - timedelta(days=2)
     turn_on(user, auto_move_since=pb_date(since))
     at = {n: since + timedelta(hours=h) for n, h in ((9501, -1), (9502, 1), (9503, 3))}
     for meeting, created in at.items():
         fathom.add_meeting(own_key, meeting, created_at=created)
-    # The first poll queues what was made since `auto_move_since`, not before
+    teammates = since + timedelta(hours=2)  # Shared with the user, not theirs: never moved
+    fathom.add_meeting(own_key, 9509, created_at=teammates, recorded_by="mate@acme.example")
+    # The first poll queues what the user recorded since `auto_move_since`, not before
     first = catch_up(store, keys, providers, service_settings)
     assert len(first.queued) == 2
-    assert rows_of(pb, user.id, 9501) == []
+    assert rows_of(pb, user.id, 9501) == [] and rows_of(pb, user.id, 9509) == []
     row = store.row(user.id)
     assert row is not None and row["watermark"] == pb_date(at[9503])
     # A meeting Fathom lists only now, made before the watermark, is still found; nothing twice
@@ -369,7 +375,7 @@ def test_auto_move_counts_from_when_the_user_turned_it_on_not_when_the_service_s
     pb, user = scenario.pb, scenario.user
     store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
     own_key = f"fathom-counts-from-{secrets.token_hex(4)}"
-    fathom.add_key(own_key)
+    fathom.add_key(own_key, owner_email=user.email)
     store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
     fathom.add_meeting(own_key, 9401, created_at=datetime.now(UTC) - timedelta(minutes=5))
     # Given a user who turns auto-move on (no date), and a meeting that ends just after
@@ -387,6 +393,47 @@ def test_auto_move_counts_from_when_the_user_turned_it_on_not_when_the_service_s
     meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
     assert mine is not None and meta is not None
     assert mine["counts_from"] == meta["updated"]
+
+
+def test_a_backlog_longer_than_the_budget_is_worked_through_over_polls(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    own_key = f"fathom-backlog-{secrets.token_hex(4)}"
+    fathom.add_key(own_key, owner_email=user.email)
+    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    # Given a user who asks for five weeks back, one meeting a week
+    since = datetime.now(UTC) - timedelta(days=35)
+    meetings = {9601 + n: since + timedelta(days=7 * n + 1) for n in range(5)}
+    for meeting, created in meetings.items():
+        fathom.add_meeting(own_key, meeting, created_at=created)
+    turn_on(user, auto_move_since=pb_date(since))
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    # And a Fathom budget that leaves the poll three calls a window
+    tight = service_settings.model_copy(
+        update={"fathom_calls_per_window": 23, "auto_move_reserved_calls": 20}
+    )
+    client = redis.Redis.from_url(tight.redis_url)
+    budget = Providers.from_settings(tight, client)
+    try:
+        # When the poll runs out of budget part way, expect the weeks it went through queued and
+        # the watermark saved past them
+        first = catch_up(store, keys, budget, tight)
+        assert (len(first.queued), first.deferred) == (3, 1)
+        row = store.row(user.id)
+        assert row is not None and parse_date(row["watermark"]) > meetings[9603]
+        # And the next poll (a new window) goes on from there, queueing the rest, none twice
+        for used in client.scan_iter("f2l:ratelimit:*"):
+            client.delete(used)
+        second = catch_up(store, keys, budget, tight)
+        assert (len(second.queued), second.deferred) == (2, 0)
+        assert all(len(rows_of(pb, user.id, m)) == 1 for m in meetings)
+    finally:
+        budget.close()
+        client.close()
 
 
 def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(

@@ -14,6 +14,7 @@ from fathom2loom.errors import (
     LinkExpired,
     NotAllowed,
     NothingToDownload,
+    ProtocolError,
     RateLimited,
     RecordingNotFound,
     TemporaryFault,
@@ -224,3 +225,19 @@ def test_a_lasting_5xx_becomes_a_temporary_fault(fathom: FathomClient, fathom_st
     with pytest.raises(TemporaryFault, match="temporary fault"):
         list(fathom.meetings())
     assert fathom_standin.stats()["calls"]["GET /meetings"] == 4
+
+
+def test_a_webhook_fathom_made_but_answered_badly_is_not_left_behind(
+    fathom: FathomClient, fathom_standin: Any
+) -> None:
+    # Given Fathom making the webhook but answering without its secret (a proxy, a bug)
+    fathom_standin.set_fault("*", endpoint="POST /webhooks", garble="drop:secret")
+    # Expect a ProtocolError, and the webhook deleted again rather than left sending deliveries
+    with pytest.raises(ProtocolError):
+        fathom.create_webhook("http://127.0.0.1:9/fathom/abc")
+    assert fathom_standin.webhooks.registrations(FATHOM_KEY) == []
+    # And with a good answer, one webhook, its secret kept out of its repr
+    fathom_standin.clear_faults()
+    made = fathom.create_webhook("http://127.0.0.1:9/fathom/abc")
+    assert [r.id for r in fathom_standin.webhooks.registrations(FATHOM_KEY)] == [made.id]
+    assert "whsec_" not in repr(made)

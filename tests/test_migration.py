@@ -22,6 +22,7 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "premium": ("bool", None),
         "auto_move": ("bool", None),
         "auto_move_since": ("date", None),
+        "fathom_email": ("email", None),
     },
     "auto_move": {
         "user_id": ("relation", USERS),
@@ -33,6 +34,7 @@ EXPECTED_FIELDS: dict[str, dict[str, tuple[str, Any]]] = {
         "watermark": ("date", None),
         "polled_at": ("date", None),
         "counts_from": ("date", None),
+        "recorded_by": ("text", None),
     },
     "api_keys": {
         "user_id": ("relation", USERS),
@@ -145,11 +147,14 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
-    # When the counts-from migration is reverted, the auto_move collection loses just that field
+    # When the own-meetings migration is reverted, auto_move and user_meta lose just its fields
     fresh.migrate("down", "1")
     reverted = restart(fresh, None)
-    assert "counts_from" not in {f["name"] for f in reverted["auto_move"]["fields"]}
-    assert "watermark" in {f["name"] for f in reverted["auto_move"]["fields"]}
+    auto_move_fields = {f["name"] for f in reverted["auto_move"]["fields"]}
+    assert {"counts_from", "recorded_by"}.isdisjoint(auto_move_fields)
+    assert "watermark" in auto_move_fields
+    user_meta_fields = {f["name"] for f in reverted["user_meta"]["fields"]}
+    assert "fathom_email" not in user_meta_fields and "auto_move" in user_meta_fields
     # When the auto-move migration is reverted, its collection and fields go
     fresh.stop()
     fresh.migrations_dir = migrations

@@ -1,11 +1,14 @@
 """The catch-up poll: each opted-in user's new meetings, found even when no webhook came.
 
-Beat runs it every AUTO_MOVE_POLL_SECONDS. For each user it lists the meetings created since the
-user's watermark, oldest first, queues those never queued (`enqueue`), and moves the watermark
-only past what it went through: a poll cut short (PocketBase or Fathom away) starts again from
-there. A meeting becomes visible in Fathom's list only once processed, which may be after a
-later meeting, so each listing looks back AUTO_MOVE_LOOKBACK_SECONDS before the watermark (never
-before the user's `auto_move_since`); what it finds again is already queued and left alone.
+Beat runs it every AUTO_MOVE_POLL_SECONDS. For each user it lists the meetings they recorded
+(`recorded_by`: a key also sees teammates' shared meetings, which the webhook never sends) created
+since the user's watermark, oldest first, in slices of at most a week: each slice's meetings are
+queued unless ever queued (`enqueue`) and the watermark is saved past the slice, so a long backlog
+(an `auto_move_since` far back, a key broken for weeks) is worked through over a few polls, and a
+poll cut short (PocketBase or Fathom away, the budget spent) starts again where it stopped. A
+meeting becomes visible in Fathom's list only once processed, which may be after a later meeting,
+so each listing looks back AUTO_MOVE_LOOKBACK_SECONDS before the watermark (never before the
+user's `counts_from`); what it finds again is already queued and left alone.
 
 The listing shares the user's Fathom rate budget with transfers and stops short of its last
 AUTO_MOVE_RESERVED_CALLS calls, without waiting: a user whose budget is busy is polled next time.
@@ -21,7 +24,8 @@ from fathom2loom.api_keys import KeyStore
 from fathom2loom.auto_move.enqueue import enqueue_new_meeting
 from fathom2loom.auto_move.registration import working_key
 from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
-from fathom2loom.errors import ProviderError, RateLimited
+from fathom2loom.errors import PocketBaseRequestError, ProviderError, RateLimited
+from fathom2loom.pocketbase.client import Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient
@@ -31,6 +35,8 @@ from fathom2loom.settings import Settings
 __all__ = ["CatchUpReport", "catch_up"]
 
 log = logging.getLogger(__name__)
+SLICE = timedelta(days=7)  # one listing (a request or a few) per week of a backlog
+SLICE_OVERLAP = timedelta(seconds=1)  # whether Fathom's bounds are inclusive or not, none missed
 
 
 @dataclass
@@ -52,9 +58,8 @@ def catch_up(
         report.users += 1
         with secret_scope(key):
             try:
-                report.queued += _catch_up(
-                    store, providers.fathom(key, background=True), user, lookback
-                )
+                fathom = providers.fathom(key, background=True)
+                _catch_up(store, fathom, user, lookback, report.queued)
             except RateLimited:
                 report.deferred += 1  # Transfers are using the budget: next poll.
             except ProviderError as exc:
@@ -65,33 +70,68 @@ def catch_up(
                     exc.user_message,
                     extra={"user_id": user.user_id},
                 )
+            except PocketBaseRequestError as exc:  # This user's rows only (turned off meanwhile)
+                report.deferred += 1
+                log.warning(
+                    "auto-move: user %s's catch-up stopped (%s); next poll",
+                    user.user_id,
+                    exc,
+                    extra={"user_id": user.user_id},
+                )
     return report
 
 
 def _catch_up(
-    store: AutoMoveStore, fathom: FathomClient, user: OptedIn, lookback: timedelta
-) -> list[str]:
+    store: AutoMoveStore,
+    fathom: FathomClient,
+    user: OptedIn,
+    lookback: timedelta,
+    queued: list[str],
+) -> None:
     row = store.start(user)
+    row = _follow_an_earlier_since(store, user, row)
     floor = replace(user, row=row).counts_from or datetime.now(UTC)
+    recorder = store.recorder(user, row)
     watermark = max(parse_date(row.get("watermark")) or floor, floor)
-    meetings = [
-        m
-        for m in fathom.meetings(created_after=max(watermark - lookback, floor))
-        if m.created_at >= floor
-    ]
-    meetings.sort(key=lambda m: (m.created_at, m.recording_id))
-    queued, reached = [], watermark
-    try:
-        for meeting in meetings:
-            row_id = enqueue_new_meeting(store.pb, user.user_id, meeting)
-            if row_id is not None:
-                queued.append(row_id)
-                log.info(
-                    "auto-move: queued meeting %s found by the catch-up poll",
-                    meeting.recording_id,
-                    extra={"user_id": user.user_id, "row_id": row_id},
-                )
-            reached = max(reached, meeting.created_at)
-    finally:
-        store.update(row, watermark=pb_date(reached), polled_at=now_iso())
-    return queued
+    start, now = max(watermark - lookback, floor), datetime.now(UTC)
+    while True:
+        end = min(start + SLICE, now)
+        meetings = [
+            m
+            for m in fathom.meetings(
+                created_after=start,
+                created_before=end,
+                **({"recorded_by": [recorder]} if recorder else {}),
+            )
+            if m.created_at >= floor and (recorder is None or m.recorder_email in (None, recorder))
+        ]
+        meetings.sort(key=lambda m: (m.created_at, m.recording_id))
+        reached = watermark
+        try:
+            for meeting in meetings:
+                row_id = enqueue_new_meeting(store.pb, user.user_id, meeting)
+                if row_id is not None:
+                    queued.append(row_id)
+                    log.info(
+                        "auto-move: queued meeting %s found by the catch-up poll",
+                        meeting.recording_id,
+                        extra={"user_id": user.user_id, "row_id": row_id},
+                    )
+                reached = max(reached, meeting.created_at)
+            if end < now:
+                reached = max(reached, end)  # The whole slice is through.
+        finally:
+            row = store.update(row, watermark=pb_date(reached), polled_at=now_iso())
+        watermark = reached
+        if end >= now:
+            return
+        start = end - SLICE_OVERLAP
+
+
+def _follow_an_earlier_since(store: AutoMoveStore, user: OptedIn, row: Record) -> Record:
+    """A user who moves `auto_move_since` back asks for older meetings: start over from there."""
+    counts_from = parse_date(row.get("counts_from"))
+    if user.since is None or counts_from is None or user.since >= counts_from:
+        return row
+    since = pb_date(user.since)
+    return store.update(row, counts_from=since, watermark=since)

@@ -36,5 +36,7 @@ def enqueue_new_meeting(pb: PocketBase, user_id: str, meeting: Meeting) -> str |
             },
         )
     except PocketBaseValidation:
-        return None  # Queued by the other path a moment ago (the unique index on active rows).
+        if pb.first(COLLECTION, filter=where) is not None:
+            return None  # Queued by the other path a moment ago (the unique index on active rows).
+        raise  # Refused for another reason: said, never taken for "queued".
     return str(created["id"])

@@ -37,7 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from fathom2loom.auto_move.enqueue import enqueue_new_meeting
-from fathom2loom.auto_move.store import AutoMoveStore
+from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
 from fathom2loom.errors import PocketBaseError, UndecryptableKey
 from fathom2loom.keybox import KeyBox
 from fathom2loom.logsink.handler import quiet_libraries
@@ -74,6 +74,10 @@ class Receiver:
                 type(exc).__name__,
                 extra=_context(user_id, message_id),
             )
+            return 503, {"message": "temporarily unavailable: retry later"}
+        except Exception:  # A bug must not cost the delivery: the sender's retry may get through.
+            self._forget(user_id, message_id)
+            log.exception("webhook for user %s failed unexpectedly", user_id, extra=_about(user_id))
             return 503, {"message": "temporarily unavailable: retry later"}
 
     def _handle(
@@ -113,6 +117,7 @@ class Receiver:
                 "webhook for user %s ignored: auto-move is off", user_id, extra=_about(user_id)
             )
             return 200, {"ignored": "auto-move is off for this user"}
+        self._learn_the_recorder(user, meeting)
         counts_from = user.counts_from
         if counts_from is not None and meeting.created_at < counts_from:
             return 200, {"ignored": "the meeting is older than auto-move (counts_from)"}
@@ -125,6 +130,13 @@ class Receiver:
             extra={**_about(user_id), "row_id": row_id},
         )
         return 201, {"queued": row_id}
+
+    def _learn_the_recorder(self, user: OptedIn, meeting: Meeting) -> None:
+        """The webhook sends the user's own recordings only: its `recorded_by` is who they are
+        at Fathom, which the catch-up poll lists by (unless the user said otherwise)."""
+        email = meeting.recorder_email
+        if user.row is not None and email and not user.fathom_email:
+            self.store.update(user.row, recorded_by=email)
 
     def _forget(self, user_id: str, message_id: str) -> None:
         # If Redis is away the retry is refused as a replay: the catch-up poll finds the meeting.

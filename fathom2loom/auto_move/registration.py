@@ -11,6 +11,7 @@ no. One user's trouble never stops the others.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
 from fathom2loom.errors import (
     KeyRejected,
     PermanentProviderError,
+    PocketBaseRequestError,
     ProviderError,
     TransientProviderError,
     UndecryptableKey,
@@ -94,6 +96,14 @@ def reconcile_webhooks(
             store.update(row, status=status)
             report.waiting += 1
             log.warning("auto-move for user %s: %s", user.user_id, status, extra=_about(user))
+        except PocketBaseRequestError as exc:  # This user's records only: the others go on.
+            report.waiting += 1
+            log.warning(
+                "auto-move for user %s: PocketBase refused a write (%s); next run",
+                user.user_id,
+                exc,
+                extra=_about(user),
+            )
     for row in store.turned_off():
         report.removed += _turn_off(store, keys, providers, row)
     return report
@@ -122,20 +132,33 @@ def _reconcile(
             return 0
         wanted = _registered_for(key, url)
         if row.get("webhook_id") and row.get("registered_for") == wanted:
+            if not str(row.get("status") or "").startswith("On:"):  # Was waiting for a key.
+                store.update(row, status=_on(poll, row.get("updated")))
             return 0
         _forget(store, fathom, row)
         webhook = fathom.create_webhook(url)
-    store.update(
-        row,
-        webhook_id=webhook.id,
-        encrypted_secret=store.seal(user.user_id, webhook.secret.get_secret_value()),
-        destination_url=url,
-        registered_for=wanted,
-        status=f"On: Fathom sends each new meeting as it is ready (webhook registered"
-        f" {now_iso()[:16]} UTC); a catch-up poll every {poll} finds any it missed",
-    )
+        try:
+            store.update(
+                row,
+                webhook_id=webhook.id,
+                encrypted_secret=store.seal(user.user_id, webhook.secret.get_secret_value()),
+                destination_url=url,
+                registered_for=wanted,
+                status=_on(poll, now_iso()),
+            )
+        except Exception:  # Unrecorded, it could never be deleted: take it back, try next time.
+            with contextlib.suppress(ProviderError):
+                fathom.delete_webhook(webhook.id)
+            raise
     log.info("auto-move: registered a Fathom webhook for user %s", user.user_id, extra=_about(user))
     return 1
+
+
+def _on(poll: str, since: object) -> str:
+    return (
+        f"On: Fathom sends each new meeting as it is ready (webhook registered"
+        f" {str(since or '')[:16]} UTC); a catch-up poll every {poll} finds any it missed"
+    )
 
 
 def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:
@@ -145,7 +168,13 @@ def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:
     if not webhook_id:
         return
     try:
-        fathom.delete_webhook(webhook_id)
+        if not fathom.delete_webhook(webhook_id):
+            log.warning(
+                "auto-move: Fathom has no webhook %s for this key (gone already, or made with an"
+                " earlier key: then delete it in Fathom's settings)",
+                webhook_id,
+                extra={"user_id": row["user_id"]},
+            )
     except PermanentProviderError as exc:
         log.warning(
             "auto-move: Fathom's webhook %s could not be deleted (%s): delete it in Fathom's"
@@ -162,8 +191,17 @@ def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:
 def _turn_off(store: AutoMoveStore, keys: KeyStore, providers: Providers, row: Record) -> int:
     """Delete the webhook of a user who turned auto-move off, then their row; 1 when done."""
     if row.get("webhook_id"):
-        key, _ = working_key(store, keys, row["user_id"])
-        if key is not None:
+        key, why_not = working_key(store, keys, row["user_id"])
+        if key is None:
+            log.warning(
+                "auto-move: turned off for user %s, but Fathom's webhook %s cannot be deleted"
+                " (%s): delete it in Fathom's settings",
+                row["user_id"],
+                row["webhook_id"],
+                why_not,
+                extra={"user_id": row["user_id"]},
+            )
+        else:
             with secret_scope(key):
                 try:
                     _forget(store, providers.fathom(key), row)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fathom2loom.errors import PocketBaseValidation
 from fathom2loom.keybox import Field, KeyBox
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
@@ -27,6 +28,7 @@ class OptedIn:
     since: datetime | None  # meetings created from then count; None: from when it was turned on
     row: Record | None
     changed_at: datetime | None = None  # the user's last change to user_meta: at or after turn-on
+    fathom_email: str | None = None  # set by the user when Fathom knows them by another e-mail
 
     @classmethod
     def from_meta(cls, meta: Record, row: Record | None) -> OptedIn:
@@ -35,6 +37,7 @@ class OptedIn:
             parse_date(meta.get("auto_move_since")),
             row,
             parse_date(meta.get("updated")),
+            _email(meta.get("fathom_email")),
         )
 
     @property
@@ -45,6 +48,10 @@ class OptedIn:
         if self.row is None:
             return None
         return parse_date(self.row.get("counts_from")) or parse_date(self.row.get("created"))
+
+
+def _email(value: Any) -> str | None:
+    return value.strip().lower() if isinstance(value, str) and value.strip() else None
 
 
 class AutoMoveStore:
@@ -81,15 +88,25 @@ class AutoMoveStore:
             return user.row
         start = user.since or user.changed_at
         counts_from = now_iso() if start is None else pb_date(start)
-        return self.pb.create(
-            COLLECTION,
-            {
-                "user_id": user.user_id,
-                "counts_from": counts_from,
-                "watermark": counts_from,
-                "status": "starting",
-            },
-        )
+        fields = {"user_id": user.user_id, "counts_from": counts_from, "watermark": counts_from}
+        try:
+            return self.pb.create(COLLECTION, {**fields, "status": "starting"})
+        except PocketBaseValidation:  # The other auto-move task made it a moment ago.
+            made = self.row(user.user_id)
+            if made is None:
+                raise
+            return made
+
+    def recorder(self, user: OptedIn, row: Record) -> str | None:
+        """The Fathom account whose recordings count: what the user set, else what Fathom's
+        webhook deliveries named, else the e-mail the user signs in with."""
+        if user.fathom_email:
+            return user.fathom_email
+        learned = _email(row.get("recorded_by"))
+        if learned:
+            return learned
+        account = self.pb.first("users", filter=pb_filter("id = {:u}", u=user.user_id))
+        return _email((account or {}).get("email"))
 
     def update(self, row: Record, **fields: Any) -> Record:
         changed = {k: v for k, v in fields.items() if row.get(k) != v}

@@ -18,6 +18,7 @@ with `Range` after a cut-off and checking the final size.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from fathom2loom.errors import (
     DownloadGone,
@@ -96,11 +97,24 @@ class Meeting(BaseModel):
     created_at: datetime
     recording_start_time: datetime
     recording_end_time: datetime
+    recorded_by: dict[str, Any] | None = None  # {name, email, ...}: whose recording it is
     action_items: list[Any] | None = None  # present with include_action_items=true
+
+    @field_validator("created_at", "recording_start_time", "recording_end_time")
+    @classmethod
+    def _utc_when_unzoned(cls, value: datetime) -> datetime:
+        """The spec's date-times carry an offset; one without is read as UTC, never compared
+        naive against aware times (a TypeError deep in a poll)."""
+        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
     @property
     def duration_seconds(self) -> float:
         return (self.recording_end_time - self.recording_start_time).total_seconds()
+
+    @property
+    def recorder_email(self) -> str | None:
+        email = (self.recorded_by or {}).get("email")
+        return email.strip().lower() if isinstance(email, str) and email.strip() else None
 
 
 class MeetingsPage(BaseModel):
@@ -112,17 +126,13 @@ class MeetingsPage(BaseModel):
 
 
 class Webhook(BaseModel):
-    """`POST /webhooks`' answer: the spec requires all of these."""
+    """`POST /webhooks`' answer. The spec has more fields, all kept; only these two are needed,
+    and a webhook Fathom made is never left behind unknown because another one was missing."""
+
+    model_config = ConfigDict(extra="allow")
 
     id: str = Field(min_length=1, max_length=128)
-    url: str
     secret: SecretStr  # whsec_…: signs every delivery; never logged, never shown
-    created_at: datetime
-    include_transcript: bool
-    include_summary: bool
-    include_action_items: bool
-    include_crm_matches: bool
-    triggered_for: list[str]
 
 
 @dataclass(frozen=True)
@@ -306,10 +316,18 @@ class FathomClient:
                 "include_crm_matches": False,
             },
             messages={400: "Fathom refused the webhook (400): check WEBHOOK_PUBLIC_URL"},
+            retry_transport=False,  # A POST that timed out may have made one: never make two.
         )
-        webhook = parse(Webhook, body, PROVIDER, "a webhook")
-        if not webhook.secret.get_secret_value().startswith("whsec_"):
-            raise ProtocolError(PROVIDER, "Fathom sent a webhook secret we cannot use")
+        try:
+            webhook = parse(Webhook, body, PROVIDER, "a webhook")
+            if not webhook.secret.get_secret_value().startswith("whsec_"):
+                raise ProtocolError(PROVIDER, "Fathom sent a webhook secret we cannot use")
+        except ProtocolError:
+            made = body.get("id") if isinstance(body, dict) else None
+            if isinstance(made, str) and made:  # Made at Fathom, but of no use: not left there.
+                with contextlib.suppress(ProviderError):
+                    self.delete_webhook(made)
+            raise
         return webhook
 
     def delete_webhook(self, webhook_id: str) -> bool:

@@ -27,6 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fathom-port", type=int, default=0)
     parser.add_argument("--loom-port", type=int, default=0)
     parser.add_argument("--seed-key", help="a Fathom API key to create and give meetings to")
+    parser.add_argument(
+        "--seed-owner-email", help="the e-mail of --seed-key's owner (who records its meetings)"
+    )
     parser.add_argument("--meetings", type=int, default=0, help="meetings for --seed-key")
     parser.add_argument("--size", type=int, default=1_000_000, help="bytes per recording")
     parser.add_argument("--render-seconds", type=float, default=0.0)
@@ -67,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         fathom.start()
         loom.start()
         if args.seed_key:
-            fathom.add_key(args.seed_key)
+            fathom.add_key(args.seed_key, owner_email=args.seed_owner_email)
         for index in range(args.meetings):
             fathom.add_meeting(args.seed_key, FIRST_RECORDING_ID + index, size=args.size)
         print(json.dumps({"fathom_url": fathom.url, "loom_url": loom.url}), flush=True)

@@ -140,6 +140,7 @@ class FathomStandin(StandinServer):
         self.link_ttl_seconds = link_ttl_seconds
         self.enforce_rate_limit = enforce_rate_limit
         self._meetings: dict[str, dict[int, _Meeting]] = {}
+        self._owners: dict[str, str] = {}  # key -> its owner's e-mail, when not the default
         self._downloads: dict[str, _Download] = {}
         self._links: dict[str, _Link] = {}
         self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
@@ -157,9 +158,17 @@ class FathomStandin(StandinServer):
 
     # -- seeding and inspection ---------------------------------------------------------------
 
-    def add_key(self, api_key: str) -> None:
+    def add_key(self, api_key: str, *, owner_email: str | None = None) -> None:
         with self.lock:
             self._meetings.setdefault(api_key, {})
+            if owner_email:
+                self._owners[api_key] = owner_email
+
+    def owner_email(self, api_key: str) -> str:
+        """The e-mail of the Fathom user the key belongs to (their recordings' `recorded_by`)."""
+        with self.lock:
+            default = f"user-{hashlib.sha256(api_key.encode()).hexdigest()[:8]}@acme.example"
+            return self._owners.get(api_key, default)
 
     def add_meeting(
         self,
@@ -171,9 +180,11 @@ class FathomStandin(StandinServer):
         audio_only: bool = False,
         created_at: datetime | None = None,
         team: str | None = None,
+        recorded_by: str | None = None,
     ) -> dict[str, Any]:
-        """Add a meeting only `api_key` sees; by default each one is an hour newer than the last."""
-        owner_id = hashlib.sha256(api_key.encode()).hexdigest()[:8]
+        """Add a meeting only `api_key` sees; by default each one is an hour newer than the last,
+        and recorded by the key's owner (`recorded_by`: a teammate's, shared with them)."""
+        email = recorded_by or self.owner_email(api_key)
         with self.lock:
             seeded = sum(len(meetings) for meetings in self._meetings.values())
             created = created_at or _FIRST_MEETING + timedelta(hours=seeded)
@@ -183,7 +194,7 @@ class FathomStandin(StandinServer):
                 size=size,
                 title=title or f"Meeting {recording_id}",
                 created_at=created,
-                owner=(f"User {owner_id}", f"user-{owner_id}@acme.example"),
+                owner=(f"User {email.split('@')[0].removeprefix('user-')}", email),
                 team=team,
             )
             self._meetings.setdefault(api_key, {})[recording_id] = _Meeting(

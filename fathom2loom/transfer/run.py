@@ -136,6 +136,7 @@ class _Run:
     def _begin(self, row: QueueRow) -> QueueRow | Step:
         """Mark the row as being worked on; count a previous run that died without a word."""
         state = row.state
+        excused = self.control.previous_run_excused()  # Read (and spent) by every run.
         if row.status == Status.PENDING:
             fresh = TransferState(
                 open_run=True,
@@ -156,7 +157,7 @@ class _Run:
             )
             return row if written else Done(Status.CANCELLED)
         attempts = row.attempts
-        if state.open_run and self.control.previous_run_excused():
+        if state.open_run and excused:
             log.info("row %s: its previous run was stopped by an outage; not counted", row.id)
         elif state.open_run:
             attempts += 1
