@@ -15,7 +15,7 @@ import redis
 from fathom2loom.api_keys import store_keys
 from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.handler import RedisLogHandler
-from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
@@ -31,6 +31,24 @@ from tests.pipeline import (
     video_key,
 )
 from tests.workers import CeleryBeat, CeleryProcess, CeleryWorker
+
+
+def completed_with_one_video_each(
+    pb: PocketBase, loom: LoomStandin, rows: list[str], user_id: str, meetings: range
+) -> list[Record]:
+    """Wait (up to 2 minutes) for the rows to end; each must be completed, one video each."""
+    deadline = time.monotonic() + 120
+    while True:
+        states = [pb.get("queue", r) for r in rows]
+        if all(s["status"] in FINAL for s in states) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert [s["status"] for s in states] == ["completed"] * len(rows), [
+        (s["status"], s["error_message"]) for s in states
+    ]
+    created = loom.stats()["videos_created_by_key"]
+    assert [created[video_key(user_id, m)] for m in meetings] == [1] * len(meetings)
+    return states
 
 
 def test_redis_restarted_empty_mid_run(
@@ -67,18 +85,7 @@ def test_redis_restarted_empty_mid_run(
         restart_empty(own_redis, down_seconds=3)
         loom.clear_faults()
         # Expect every row to complete, with one Loom video each
-        deadline = time.monotonic() + 120
-        while True:
-            states = [pb.get("queue", r) for r in rows]
-            if all(s["status"] in FINAL for s in states) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert [s["status"] for s in states] == ["completed"] * 6, [
-            (s["status"], s["error_message"]) for s in states
-        ]
-        created = loom.stats()["videos_created_by_key"]
-        for n in range(6):
-            assert created[video_key(scenario.user.id, 9100 + n)] == 1
+        completed_with_one_video_each(pb, loom, rows, scenario.user.id, range(9100, 9106))
         # And every process still up
         for process in processes:
             assert process.alive(), process.log_tail()
@@ -168,18 +175,7 @@ def test_pocketbase_restarted_mid_run(
         server.start()
         loom.clear_faults()
         # Expect every row completed, with one Loom video each, and none left processing
-        deadline = time.monotonic() + 120
-        while True:
-            states = [pb.get("queue", r) for r in rows]
-            if all(s["status"] in FINAL for s in states) or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
-        assert [s["status"] for s in states] == ["completed"] * 6, [
-            (s["status"], s["error_message"]) for s in states
-        ]
-        created = loom.stats()["videos_created_by_key"]
-        for n in range(6):
-            assert created[video_key(user["id"], 9200 + n)] == 1
+        states = completed_with_one_video_each(pb, loom, rows, user["id"], range(9200, 9206))
         # And the runs the outage stopped were not counted against the rows' attempts
         assert [s["attempts"] for s in states] == [0] * 6
         # And every process still up, having said what was away in a line, not a traceback
