@@ -436,6 +436,35 @@ def test_a_backlog_longer_than_the_budget_is_worked_through_over_polls(
         client.close()
 
 
+def test_a_garbled_listing_leaves_the_watermark_for_the_next_poll(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    own_key = f"fathom-garbled-{secrets.token_hex(4)}"
+    fathom.add_key(own_key, owner_email=user.email)
+    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    since = datetime.now(UTC) - timedelta(hours=3)
+    turn_on(user, auto_move_since=pb_date(since))
+    fathom.add_meeting(own_key, 9701, created_at=since + timedelta(hours=1))
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    # Given Fathom's listing answered by a proxy's page (every try)
+    fathom.set_fault(f"key:{own_key}", endpoint="GET /meetings", garble="html")
+    try:
+        # Expect the poll to defer this user, queue nothing and keep the watermark
+        first = catch_up(store, keys, providers, service_settings)
+        assert (first.queued, first.deferred) == ([], 1)
+        row = store.row(user.id)
+        assert row is not None and row["watermark"] == pb_date(since)
+    finally:
+        fathom.clear_faults()
+    # And the next poll, Fathom sane again, to queue the meeting
+    second = catch_up(store, keys, providers, service_settings)
+    assert len(second.queued) == 1 and len(rows_of(pb, user.id, 9701)) == 1
+
+
 def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(
     scenario: Scenario,
     fathom: FathomStandin,
