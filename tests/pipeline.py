@@ -308,3 +308,50 @@ def restart_empty(server: LocalRedis, down_seconds: float) -> None:
     kill_redis(server)
     time.sleep(down_seconds)
     server.start()
+
+
+class Flower:
+    """Flower (`fathom2loom flower`) in its own process on a free port, behind `login`."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, login: tuple[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, "FLOWER_BASIC_AUTH": ":".join(login)}
+        self.login = login
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> Flower:
+        args = ["flower", f"--port={self.port}", "--address=127.0.0.1"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "fathom2loom.cli", *args],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while not self.answers("/healthcheck", auth=False):
+            assert self.process.poll() is None, self.log_path.read_text()
+            assert time.monotonic() < deadline, "Flower did not answer"
+            time.sleep(0.2)
+        return self
+
+    def get(self, path: str, *, auth: bool = True, timeout: float = 10) -> httpx.Response:
+        login = self.login if auth else None
+        return httpx.get(f"{self.url}{path}", auth=login, timeout=timeout)
+
+    def answers(self, path: str, *, auth: bool = True) -> bool:
+        try:
+            return self.get(path, auth=auth, timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        stop_process_group(self.process)
+        self.process = None

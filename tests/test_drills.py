@@ -26,6 +26,7 @@ from tests.pipeline import (
     FINAL,
     LOOM_KEY,
     MIB,
+    Flower,
     Scenario,
     restart_empty,
     video_key,
@@ -187,3 +188,28 @@ def test_pocketbase_restarted_mid_run(
             process.stop()
         pb.close()
         server.stop()
+
+
+def test_flower_rides_out_redis_restarting_empty(
+    worker_env: dict[str, str], own_redis: LocalRedis, tmp_path: Path
+) -> None:
+    # Given Flower watching a worker, both on a Redis of their own
+    env = {**worker_env, "REDIS_URL": own_redis.url}
+    worker = CeleryWorker(env, tmp_path / "worker.log", concurrency=1, name="watched")
+    flower = Flower(env, tmp_path / "flower.log", ("ops", "flower-drill-password"))
+    try:
+        worker.start()
+        flower.start()
+        # When Redis dies for a few seconds and comes back empty
+        restart_empty(own_redis, down_seconds=4)
+        # Expect Flower still up, its pages answering, and the worker seen again
+        deadline = time.monotonic() + 60
+        while "watched" not in flower.get("/api/workers?refresh=1", timeout=20).text:
+            assert flower.alive(), flower.log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "Flower never saw the worker again"
+            time.sleep(1)
+        assert flower.get("/workers").status_code == 200
+        assert flower.alive() and worker.alive()
+    finally:
+        flower.stop()
+        worker.stop()

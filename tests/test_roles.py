@@ -8,12 +8,12 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from fathom2loom.local_servers import LocalRedis, free_port
+from fathom2loom.local_servers import LocalRedis
 from fathom2loom.settings import Settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
+from tests.pipeline import Flower
 from tests.workers import ROOT, CeleryBeat, CeleryWorker
 
 
@@ -81,44 +81,14 @@ def test_flower_serves_behind_its_login_with_redis_alone(
     # Given Flower with a login, no PocketBase settings at all, and a password in REDIS_URL
     password = "flower-login-password"
     env = {k: v for k, v in role_env.items() if not k.startswith("PB_")}
-    env["FLOWER_BASIC_AUTH"] = f"ops:{password}"
-    port = free_port()
-    log = (tmp_path / "flower.log").open("wb")
-    flower = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "fathom2loom.cli",
-            "flower",
-            f"--port={port}",
-            "--address=127.0.0.1",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
+    flower = Flower(env, tmp_path / "flower.log", ("ops", password)).start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthcheck", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert flower.poll() is None, (tmp_path / "flower.log").read_text()
-            assert time.monotonic() < deadline, "Flower did not answer"
-            time.sleep(0.2)
         # Expect its pages and API closed without the login, open with it
         for path in ("/", "/workers", "/api/workers"):
-            assert httpx.get(f"{base}{path}", timeout=5).status_code == 401, path
-        assert httpx.get(f"{base}/workers", auth=("ops", password), timeout=5).status_code == 200
+            assert flower.get(path, auth=False, timeout=5).status_code == 401, path
+        assert flower.get("/workers").status_code == 200
     finally:
-        os.killpg(flower.pid, 15)
-        flower.wait(10)
-        log.close()
+        flower.stop()
     assert password not in (tmp_path / "flower.log").read_text()
 
 
