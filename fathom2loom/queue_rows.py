@@ -63,6 +63,7 @@ class TransferState:
     loom_polls: int = 0
     check_video: bool = False  # the kept Loom video may have failed or gone: look before reuse
     last_gone: str = ""  # why the last download or video had to be made again
+    outage_runs: int = 0  # runs stopped by PocketBase being down, not counted as attempts
 
     @classmethod
     def from_json(cls, value: Any) -> TransferState:

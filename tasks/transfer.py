@@ -38,7 +38,7 @@ EXCUSE_SECONDS = 7 * 86400  # long enough to outlast any outage the row waits th
 
 
 def _excuse_key(row_id: str) -> str:
-    """Set when a run stopped because PocketBase or Redis was away, read by the row's next run."""
+    """Set when PocketBase went down under a begun run; spent by the row's next run."""
     return f"f2l:transfer:excused:{row_id}"
 
 
@@ -59,6 +59,10 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
             return bool(ctx.redis.getdel(_excuse_key(row_id)))
         return False
 
+    def stopped_by_outage() -> None:
+        with contextlib.suppress(redis.RedisError):
+            ctx.redis.set(_excuse_key(row_id), 1, ex=EXCUSE_SECONDS)
+
     def progress(done: int, total: int) -> None:
         meta = {"row_id": row_id, "bytes_done": done, "bytes_total": total}
         self.update_state(state="PROGRESS", meta=meta)
@@ -66,12 +70,11 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     step: Step = Done("stopped")
     try:
         with log_context(row_id=row_id):
-            control = RunControl(lease.lost.is_set, progress, shutting_down, excused)
+            control = RunControl(
+                lease.lost.is_set, progress, shutting_down, excused, stopped_by_outage
+            )
             step = run_transfer(row_id, ctx.transfer_ports(), control)
     except (PocketBaseUnavailable, redis.RedisError) as exc:  # The row is rescued when back.
-        if isinstance(exc, PocketBaseUnavailable) and exc.unreachable:  # Not the row's doing.
-            with contextlib.suppress(redis.RedisError):
-                ctx.redis.set(_excuse_key(row_id), 1, ex=EXCUSE_SECONDS)
         log.warning(
             "transfer %s: the run stopped, %s is away (%s); the row goes on when it is back",
             row_id,

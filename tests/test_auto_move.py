@@ -465,6 +465,49 @@ def test_a_garbled_listing_leaves_the_watermark_for_the_next_poll(
     assert len(second.queued) == 1 and len(rows_of(pb, user.id, 9701)) == 1
 
 
+def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    own_key = f"fathom-look-again-{secrets.token_hex(4)}"
+    fathom.add_key(own_key, owner_email="Alice.Other@acme.example")  # not their sign-in e-mail
+    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    since = datetime.now(UTC) - timedelta(days=10)
+    fathom.add_meeting(own_key, 9901, created_at=since + timedelta(days=1))
+    fathom.add_meeting(own_key, 9902, created_at=since - timedelta(days=1))
+    turn_on(user, auto_move_since=pb_date(since))
+    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
+    # Given a first poll that counted the sign-in e-mail's recordings: none, and went past them
+    assert catch_up(store, keys, providers, service_settings).queued == []
+    row = store.row(user.id)
+    assert row is not None and row["recorded_by"] == user.email
+    assert parse_date(row["watermark"]) > since + timedelta(days=6)  # past a whole week
+    meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
+    assert meta is not None
+    # When the user says which Fathom account is theirs, expect the poll to look again
+    answer = user.call(
+        "PATCH",
+        user.records("user_meta", meta["id"]),
+        json={"fathom_email": "Alice.Other@acme.example"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(catch_up(store, keys, providers, service_settings).queued) == 1
+    assert len(rows_of(pb, user.id, 9901)) == 1
+    # And when they move `auto_move_since` back, the older meeting too
+    earlier = pb_date(since - timedelta(days=2))
+    answer = user.call(
+        "PATCH", user.records("user_meta", meta["id"]), json={"auto_move_since": earlier}
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(catch_up(store, keys, providers, service_settings).queued) == 1
+    assert len(rows_of(pb, user.id, 9902)) == 1
+    mine = own_auto_move_row(user)
+    assert mine is not None and mine["recorded_by"] == "Alice.Other@acme.example"
+
+
 def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(
     scenario: Scenario,
     fathom: FathomStandin,

@@ -23,6 +23,7 @@ from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
 from fathom2loom.transfer import Done, RunControl, Step, TransferPorts, Wait, run_transfer
 from fathom2loom.transfer.loom_video import idempotency_key
+from fathom2loom.transfer.run import MAX_EXCUSED_OUTAGES
 from tests.conftest import ENCRYPTION_KEY, make_settings
 
 FATHOM_KEY = "fathom-rules-key-123456"
@@ -355,6 +356,26 @@ def test_a_run_that_died_is_counted_by_the_next_one(
     assert rig.run(row_id) == Done("failed")
     row = rig.get(row_id)
     assert row["error_message"].startswith("The transfer stopped unexpectedly 4 times")
+
+
+def test_runs_stopped_by_a_pocketbase_outage_are_not_counted_up_to_a_limit(
+    rig: Rig, fathom_standin: FathomStandin
+) -> None:
+    # Given runs that each end without a word, every one after PocketBase went down under it
+    row_id = rig.row(23, size=MIB)
+
+    def outage_stopped() -> RunControl:
+        control = stop_at_first_chunk()
+        control.previous_run_excused = lambda: True
+        return control
+
+    # Expect the first MAX_EXCUSED_OUTAGES of them not counted as attempts
+    for _ in range(MAX_EXCUSED_OUTAGES + 1):
+        assert rig.run_until_done(row_id, outage_stopped())[0] == Done("stopped")
+    assert rig.get(row_id)["attempts"] == 0
+    # And the ones after counted, so a row that itself brings PocketBase down still ends
+    assert rig.run_until_done(row_id, outage_stopped())[0] == Done("stopped")
+    assert rig.get(row_id)["attempts"] == 1
 
 
 def test_permanent_faults_fail_at_once(rig: Rig, fathom_standin: FathomStandin) -> None:

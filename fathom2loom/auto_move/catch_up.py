@@ -28,7 +28,7 @@ from fathom2loom.errors import PocketBaseRequestError, ProviderError, RateLimite
 from fathom2loom.pocketbase.client import Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
 from fathom2loom.providers.factory import Providers
-from fathom2loom.providers.fathom import FathomClient
+from fathom2loom.providers.fathom import FathomClient, Meeting
 from fathom2loom.redact import secret_scope
 from fathom2loom.settings import Settings
 
@@ -89,11 +89,13 @@ def _catch_up(
     queued: list[str],
 ) -> None:
     row = store.start(user)
-    row = _follow_an_earlier_since(store, user, row)
+    row = _follow_the_users_settings(store, user, row)
     floor = replace(user, row=row).counts_from or datetime.now(UTC)
-    recorder = store.recorder(user, row)
+    recorder = row.get("recorded_by") or None
     watermark = max(parse_date(row.get("watermark")) or floor, floor)
     start, now = max(watermark - lookback, floor), datetime.now(UTC)
+    if start >= now:
+        return  # Counting from a date still to come.
     while True:
         end = min(start + SLICE, now)
         meetings = [
@@ -103,7 +105,7 @@ def _catch_up(
                 created_before=end,
                 **({"recorded_by": [recorder]} if recorder else {}),
             )
-            if m.created_at >= floor and (recorder is None or m.recorder_email in (None, recorder))
+            if m.created_at >= floor and _recorded_by(m, recorder)
         ]
         meetings.sort(key=lambda m: (m.created_at, m.recording_id))
         reached = watermark
@@ -128,10 +130,26 @@ def _catch_up(
         start = end - SLICE_OVERLAP
 
 
-def _follow_an_earlier_since(store: AutoMoveStore, user: OptedIn, row: Record) -> Record:
-    """A user who moves `auto_move_since` back asks for older meetings: start over from there."""
-    counts_from = parse_date(row.get("counts_from"))
-    if user.since is None or counts_from is None or user.since >= counts_from:
-        return row
-    since = pb_date(user.since)
-    return store.update(row, counts_from=since, watermark=since)
+def _recorded_by(meeting: Meeting, recorder: str | None) -> bool:
+    theirs = meeting.recorder_email
+    return recorder is None or theirs is None or theirs.lower() == recorder.lower()
+
+
+def _follow_the_users_settings(store: AutoMoveStore, user: OptedIn, row: Record) -> Record:
+    """Keep the row in step with the user's settings. An `auto_move_since` moved back, or a
+    change of whose recordings count, means meetings the poll went past may now count: it
+    starts again from `counts_from` (what it finds again is already queued)."""
+    counts_from = parse_date(row.get("counts_from")) or parse_date(row.get("created"))
+    changes: dict[str, str] = {}
+    if user.since is not None and user.since != counts_from:
+        changes["counts_from"] = pb_date(user.since)
+        if counts_from is None or user.since < counts_from:
+            changes["watermark"] = pb_date(user.since)
+    recorder = store.recorder(user, row)
+    if recorder and recorder.lower() != str(row.get("recorded_by") or "").lower():
+        changes["recorded_by"] = recorder
+        if row.get("recorded_by"):  # Not the first one: look again from the start.
+            start = user.since or counts_from
+            if start is not None:
+                changes["watermark"] = pb_date(start)
+    return store.update(row, **changes) if changes else row

@@ -42,6 +42,7 @@ from fathom2loom.errors import PocketBaseError, UndecryptableKey
 from fathom2loom.keybox import KeyBox
 from fathom2loom.logsink.handler import quiet_libraries
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.dates import pb_date
 from fathom2loom.providers.fathom import Meeting
 from fathom2loom.redact import RedactingFilter
 from fathom2loom.redis_client import redis_client
@@ -134,9 +135,17 @@ class Receiver:
     def _learn_the_recorder(self, user: OptedIn, meeting: Meeting) -> None:
         """The webhook sends the user's own recordings only: its `recorded_by` is who they are
         at Fathom, which the catch-up poll lists by (unless the user said otherwise)."""
-        email = meeting.recorder_email
-        if user.row is not None and email and not user.fathom_email:
-            self.store.update(user.row, recorded_by=email)
+        email, row = meeting.recorder_email, user.row
+        if row is None or not email or user.fathom_email:
+            return
+        before = str(row.get("recorded_by") or "")
+        if email.lower() == before.lower():
+            return
+        changes = {"recorded_by": email}
+        counts_from = user.counts_from
+        if before and counts_from is not None:  # The poll counted someone else's: look again.
+            changes["watermark"] = pb_date(counts_from)
+        self.store.update(row, **changes)
 
     def _forget(self, user_id: str, message_id: str) -> None:
         # If Redis is away the retry is refused as a replay: the catch-up poll finds the meeting.

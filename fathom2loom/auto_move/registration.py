@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 from fathom2loom.api_keys import COLLECTION as KEYS
 from fathom2loom.api_keys import KeyStore
-from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
+from fathom2loom.auto_move.store import COLLECTION, AutoMoveStore, OptedIn
 from fathom2loom.errors import (
     KeyRejected,
     PermanentProviderError,
+    PocketBaseError,
     PocketBaseRequestError,
     ProviderError,
     TransientProviderError,
@@ -133,7 +134,7 @@ def _reconcile(
         wanted = _registered_for(key, url)
         if row.get("webhook_id") and row.get("registered_for") == wanted:
             if not str(row.get("status") or "").startswith("On:"):  # Was waiting for a key.
-                store.update(row, status=_on(poll, row.get("updated")))
+                store.update(row, status=_on(poll, None))
             return 0
         _forget(store, fathom, row)
         webhook = fathom.create_webhook(url)
@@ -146,19 +147,33 @@ def _reconcile(
                 registered_for=wanted,
                 status=_on(poll, now_iso()),
             )
-        except Exception:  # Unrecorded, it could never be deleted: take it back, try next time.
-            with contextlib.suppress(ProviderError):
-                fathom.delete_webhook(webhook.id)
+        except PocketBaseError:
+            _take_back_unless_recorded(store, fathom, row, webhook.id)
             raise
     log.info("auto-move: registered a Fathom webhook for user %s", user.user_id, extra=_about(user))
     return 1
 
 
-def _on(poll: str, since: object) -> str:
+def _on(poll: str, registered_at: str | None) -> str:
+    when = f" (webhook registered {registered_at[:16]} UTC)" if registered_at else ""
     return (
-        f"On: Fathom sends each new meeting as it is ready (webhook registered"
-        f" {str(since or '')[:16]} UTC); a catch-up poll every {poll} finds any it missed"
+        f"On: Fathom sends each new meeting as it is ready{when}; a catch-up poll every {poll}"
+        " finds any it missed"
     )
+
+
+def _take_back_unless_recorded(
+    store: AutoMoveStore, fathom: FathomClient, row: Record, webhook_id: str
+) -> None:
+    """A webhook that could not be recorded could never be deleted later: delete it now. Unless
+    the write went through after all (a timeout after PocketBase applied it): then it stays."""
+    try:
+        recorded = store.pb.get(COLLECTION, row["id"]).get("webhook_id") == webhook_id
+    except PocketBaseError:
+        return  # Cannot tell: left as it is; the next run sees what the row says.
+    if not recorded:
+        with contextlib.suppress(ProviderError):
+            fathom.delete_webhook(webhook_id)
 
 
 def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:

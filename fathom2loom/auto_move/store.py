@@ -51,7 +51,7 @@ class OptedIn:
 
 
 def _email(value: Any) -> str | None:
-    return value.strip().lower() if isinstance(value, str) and value.strip() else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 class AutoMoveStore:
@@ -99,14 +99,16 @@ class AutoMoveStore:
 
     def recorder(self, user: OptedIn, row: Record) -> str | None:
         """The Fathom account whose recordings count: what the user set, else what Fathom's
-        webhook deliveries named, else the e-mail the user signs in with."""
+        webhook deliveries named (or what was used before), else the e-mail the user signs in
+        with. Kept as given: Fathom's filter may care about case; comparisons do not."""
         if user.fathom_email:
             return user.fathom_email
-        learned = _email(row.get("recorded_by"))
-        if learned:
-            return learned
+        learned = row.get("recorded_by")
+        if isinstance(learned, str) and learned.strip():
+            return learned.strip()
         account = self.pb.first("users", filter=pb_filter("id = {:u}", u=user.user_id))
-        return _email((account or {}).get("email"))
+        email = (account or {}).get("email")
+        return email.strip() if isinstance(email, str) and email.strip() else None
 
     def update(self, row: Record, **fields: Any) -> Record:
         changed = {k: v for k, v in fields.items() if row.get(k) != v}

@@ -41,6 +41,7 @@ __all__ = ["BatchOp", "PocketBase", "RawJSON", "Record"]
 Record = dict[str, Any]
 MAX_PER_PAGE = 1000  # PocketBase silently caps perPage here.
 _SAFE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout)  # the server, not the request
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
@@ -170,6 +171,7 @@ class PocketBase(AdminEndpoints):
     ) -> httpx.Response:
         url = f"{self.base_url}{path}"
         last_fault = "no attempt made"
+        down = False  # the last try found no server at all (not a slow or failing answer)
         for attempt in range(1, self.retry_attempts + 1):
             headers = {"Authorization": self._token} if auth and self._token else {}
             body: dict[str, Any] = {"json": json}
@@ -182,21 +184,22 @@ class PocketBase(AdminEndpoints):
                 if not idempotent and not isinstance(exc, _SAFE_ERRORS):
                     raise PocketBaseUnavailable(
                         f"PocketBase {method} {path} failed mid-request ({type(exc).__name__});"
-                        " not retried because it may have been applied",
-                        unreachable=True,
+                        " not retried because it may have been applied"
                     ) from exc
                 last_fault = type(exc).__name__
+                down = isinstance(exc, _NOT_CONNECTED)
             else:
                 if response.status_code not in _RETRY_STATUSES:
                     return response
                 last_fault = f"HTTP {response.status_code}"
+                down = False
                 if attempt == self.retry_attempts:
                     return response
             if attempt < self.retry_attempts:
                 time.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
         raise PocketBaseUnavailable(
             f"PocketBase {method} {path} failed {self.retry_attempts} times (last: {last_fault})",
-            unreachable=not last_fault.startswith("HTTP"),
+            unreachable=down,
         )
 
     def authenticate(self, *, force: bool = False) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
@@ -114,7 +114,7 @@ class Meeting(BaseModel):
     @property
     def recorder_email(self) -> str | None:
         email = (self.recorded_by or {}).get("email")
-        return email.strip().lower() if isinstance(email, str) and email.strip() else None
+        return email.strip() if isinstance(email, str) and email.strip() else None
 
 
 class MeetingsPage(BaseModel):
@@ -194,9 +194,11 @@ class FathomClient:
         kinds: Kinds | None = None,
         what: str = "a response",
         expect_body: bool = True,
+        once: bool = False,
         **kwargs: Any,
     ) -> Any:
         budgets = self._limits.budgets(kind)
+        policy = replace(self.policy, attempts=1) if once else self.policy
 
         def take_budget() -> None:
             if self._limiter is not None:
@@ -213,8 +215,9 @@ class FathomClient:
             PROVIDER,
             method,
             f"{self.base_url}{path}",
-            policy=self.policy,
+            policy=policy,
             messages=messages,
+            retry_transport=not once,
             kinds=kinds,
             headers={"X-Api-Key": self._api_key, "Accept": "application/json"},
             before_each=take_budget,
@@ -316,7 +319,7 @@ class FathomClient:
                 "include_crm_matches": False,
             },
             messages={400: "Fathom refused the webhook (400): check WEBHOOK_PUBLIC_URL"},
-            retry_transport=False,  # A POST that timed out may have made one: never make two.
+            once=True,  # A POST that timed out or got a 5xx may have made one: never make two.
         )
         try:
             webhook = parse(Webhook, body, PROVIDER, "a webhook")

@@ -59,6 +59,9 @@ __all__ = ["RunControl", "TransferPorts", "run_transfer"]
 log = logging.getLogger("fathom2loom.transfer")
 UPLOADABLE = ("awaiting_upload", "uploading")
 HANDED_BACK = "handed back by a worker that shut down: another worker continues"
+# Runs of one row that a PocketBase outage may stop uncounted; past that they count, so a row
+# that itself brings PocketBase down still ends.
+MAX_EXCUSED_OUTAGES = 10
 
 
 @dataclass
@@ -82,6 +85,7 @@ class RunControl:
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
     shutting_down: Callable[[], bool] = field(default=lambda: False)
     previous_run_excused: Callable[[], bool] = field(default=lambda: False)
+    stopped_by_outage: Callable[[], None] = field(default=lambda: None)
 
 
 def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None = None) -> Step:
@@ -100,6 +104,7 @@ class _Run:
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> Step:
+        excused = self.control.previous_run_excused()  # Spent by every run, whatever it finds.
         row = self.rows.get(self.row_id)
         if row is None:
             return Done("gone")
@@ -110,10 +115,15 @@ class _Run:
             return Done(row.status)
         if row.status == Status.PROCESSING and row.due_in() > 0:
             return Wait(row.due_in(), row.wait_reason)  # An early duplicate: leave the row be.
-        begun = self._begin(row)
+        begun = self._begin(row, excused)
         if not isinstance(begun, QueueRow):
             return begun
-        return self._loop(begun)
+        try:
+            return self._loop(begun)
+        except PocketBaseUnavailable as exc:
+            if exc.unreachable:  # PocketBase went down under this run: not the row's doing.
+                self.control.stopped_by_outage()
+            raise
 
     def _loop(self, row: QueueRow) -> Step:
         """Attempt, sleeping through short waits (at most `inline` seconds in all, so a run
@@ -133,10 +143,9 @@ class _Run:
                 self._discard_video(row)
                 return Done(Status.CANCELLED)
 
-    def _begin(self, row: QueueRow) -> QueueRow | Step:
+    def _begin(self, row: QueueRow, excused: bool) -> QueueRow | Step:
         """Mark the row as being worked on; count a previous run that died without a word."""
         state = row.state
-        excused = self.control.previous_run_excused()  # Read (and spent) by every run.
         if row.status == Status.PENDING:
             fresh = TransferState(
                 open_run=True,
@@ -157,7 +166,8 @@ class _Run:
             )
             return row if written else Done(Status.CANCELLED)
         attempts = row.attempts
-        if state.open_run and excused:
+        if state.open_run and excused and state.outage_runs < MAX_EXCUSED_OUTAGES:
+            state.outage_runs += 1
             log.info("row %s: its previous run was stopped by an outage; not counted", row.id)
         elif state.open_run:
             attempts += 1
