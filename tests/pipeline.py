@@ -252,6 +252,19 @@ def assert_one_video_each(loom: LoomStandin, pb: PocketBase, rows: list[str]) ->
         assert not any(k.startswith(f"{key}-g") for k in created), (row_id, created)
 
 
+def spawn_cli(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`fathom2loom <args>` in its own process group, its output appended to `log_path`."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fathom2loom.cli", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class Receiver:
     """The webhook receiver (`fathom2loom webhooks`) in its own process, on a free port."""
 
@@ -263,15 +276,7 @@ class Receiver:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20) -> Receiver:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "fathom2loom.cli", "webhooks"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_cli(["webhooks"], self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -323,15 +328,7 @@ class Flower:
 
     def start(self, timeout: float = 30) -> Flower:
         args = ["flower", f"--port={self.port}", "--address=127.0.0.1"]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "fathom2loom.cli", *args],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_cli(args, self.env, self.log_path)
         deadline = time.monotonic() + timeout
         while not self.answers("/healthcheck", auth=False):
             assert self.process.poll() is None, self.log_path.read_text()

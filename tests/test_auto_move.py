@@ -66,6 +66,17 @@ def rows_of(pb: PocketBase, user_id: str, meeting: int) -> list[Record]:
     return list(pb.list_all("queue", filter=where))
 
 
+def own_fathom_key(
+    scenario: Scenario, fathom: FathomStandin, name: str, owner: str | None = None
+) -> str:
+    """A Fathom key of the scenario's user alone (their meetings only), stored for them; Fathom
+    knows its owner by `owner`, else by the user's sign-in e-mail."""
+    key = f"fathom-{name}-{secrets.token_hex(4)}"
+    fathom.add_key(key, owner_email=owner or scenario.user.email)
+    store_keys(scenario.pb, BOX, scenario.user.id, fathom=key, loom=None)
+    return key
+
+
 def own_auto_move_row(user: UserSession) -> dict[str, Any] | None:
     answer = user.call("GET", user.records("auto_move"))
     answer.raise_for_status()
@@ -325,9 +336,7 @@ def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget
 ) -> None:
     pb, user = scenario.pb, scenario.user
     store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
-    own_key = f"fathom-catch-up-{secrets.token_hex(4)}"  # This user's meetings only
-    fathom.add_key(own_key, owner_email=user.email)  # Fathom knows them by their sign-in e-mail
-    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    own_key = own_fathom_key(scenario, fathom, "catch-up")  # This user's meetings only
     since = datetime.now(UTC) - timedelta(days=2)
     turn_on(user, auto_move_since=pb_date(since))
     at = {n: since + timedelta(hours=h) for n, h in ((9501, -1), (9502, 1), (9503, 3))}
@@ -374,9 +383,7 @@ def test_auto_move_counts_from_when_the_user_turned_it_on_not_when_the_service_s
 ) -> None:
     pb, user = scenario.pb, scenario.user
     store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
-    own_key = f"fathom-counts-from-{secrets.token_hex(4)}"
-    fathom.add_key(own_key, owner_email=user.email)
-    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    own_key = own_fathom_key(scenario, fathom, "counts-from")
     fathom.add_meeting(own_key, 9401, created_at=datetime.now(UTC) - timedelta(minutes=5))
     # Given a user who turns auto-move on (no date), and a meeting that ends just after
     turn_on(user)
@@ -402,9 +409,7 @@ def test_a_backlog_longer_than_the_budget_is_worked_through_over_polls(
     providers: Providers,
 ) -> None:
     pb, user = scenario.pb, scenario.user
-    own_key = f"fathom-backlog-{secrets.token_hex(4)}"
-    fathom.add_key(own_key, owner_email=user.email)
-    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    own_key = own_fathom_key(scenario, fathom, "backlog")
     # Given a user who asks for five weeks back, one meeting a week
     since = datetime.now(UTC) - timedelta(days=35)
     meetings = {9601 + n: since + timedelta(days=7 * n + 1) for n in range(5)}
@@ -443,9 +448,7 @@ def test_a_garbled_listing_leaves_the_watermark_for_the_next_poll(
     providers: Providers,
 ) -> None:
     pb, user = scenario.pb, scenario.user
-    own_key = f"fathom-garbled-{secrets.token_hex(4)}"
-    fathom.add_key(own_key, owner_email=user.email)
-    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    own_key = own_fathom_key(scenario, fathom, "garbled")
     since = datetime.now(UTC) - timedelta(hours=3)
     turn_on(user, auto_move_since=pb_date(since))
     fathom.add_meeting(own_key, 9701, created_at=since + timedelta(hours=1))
@@ -472,9 +475,8 @@ def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
     providers: Providers,
 ) -> None:
     pb, user = scenario.pb, scenario.user
-    own_key = f"fathom-look-again-{secrets.token_hex(4)}"
-    fathom.add_key(own_key, owner_email="Alice.Other@acme.example")  # not their sign-in e-mail
-    store_keys(pb, BOX, user.id, fathom=own_key, loom=None)
+    other = "Alice.Other@acme.example"  # not their sign-in e-mail
+    own_key = own_fathom_key(scenario, fathom, "look-again", owner=other)
     since = datetime.now(UTC) - timedelta(days=10)
     fathom.add_meeting(own_key, 9901, created_at=since + timedelta(days=1))
     fathom.add_meeting(own_key, 9902, created_at=since - timedelta(days=1))
@@ -491,7 +493,7 @@ def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
     answer = user.call(
         "PATCH",
         user.records("user_meta", meta["id"]),
-        json={"fathom_email": "Alice.Other@acme.example"},
+        json={"fathom_email": other},
     )
     assert answer.status_code == 200, answer.text
     assert len(catch_up(store, keys, providers, service_settings).queued) == 1
@@ -505,7 +507,7 @@ def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
     assert len(catch_up(store, keys, providers, service_settings).queued) == 1
     assert len(rows_of(pb, user.id, 9902)) == 1
     mine = own_auto_move_row(user)
-    assert mine is not None and mine["recorded_by"] == "Alice.Other@acme.example"
+    assert mine is not None and mine["recorded_by"] == other
 
 
 def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(
