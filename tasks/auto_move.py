@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from fathom2loom.api_keys import KeyStore
 from fathom2loom.auto_move.catch_up import catch_up
 from fathom2loom.auto_move.registration import reconcile_webhooks
 from fathom2loom.auto_move.store import AutoMoveStore
@@ -24,7 +25,7 @@ from tasks.outages import rides_out_outages
 __all__ = ["catch_up_meetings", "keep_webhooks"]
 
 
-def _parts(ctx: WorkerContext) -> tuple[AutoMoveStore, Any]:
+def _parts(ctx: WorkerContext) -> tuple[AutoMoveStore, KeyStore]:
     box = ctx.key_box()
     return AutoMoveStore(ctx.pb, box), ctx.transfer_ports().keys
 

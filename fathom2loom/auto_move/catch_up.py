@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from fathom2loom.api_keys import KeyStore
 from fathom2loom.auto_move.enqueue import enqueue_new_meeting
 from fathom2loom.auto_move.registration import working_key
-from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
+from fathom2loom.auto_move.store import AutoMoveStore, OptedIn, row_counts_from
 from fathom2loom.errors import PocketBaseRequestError, ProviderError, RateLimited
 from fathom2loom.pocketbase.client import Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
@@ -139,7 +139,7 @@ def _follow_the_users_settings(store: AutoMoveStore, user: OptedIn, row: Record)
     """Keep the row in step with the user's settings. An `auto_move_since` moved back, or a
     change of whose recordings count, means meetings the poll went past may now count: it
     starts again from `counts_from` (what it finds again is already queued)."""
-    counts_from = parse_date(row.get("counts_from")) or parse_date(row.get("created"))
+    counts_from = row_counts_from(row)
     changes: dict[str, str] = {}
     if user.since is not None and user.since != counts_from:
         changes["counts_from"] = pb_date(user.since)

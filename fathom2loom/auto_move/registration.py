@@ -81,7 +81,8 @@ def reconcile_webhooks(
     store: AutoMoveStore, keys: KeyStore, providers: Providers, settings: Settings
 ) -> ReconcileReport:
     report = ReconcileReport()
-    for user in store.opted_in():
+    opted_in, turned_off = store.survey()
+    for user in opted_in:
         try:
             report.registered += _reconcile(store, keys, providers, settings, user)
         except ProviderError as exc:
@@ -105,7 +106,7 @@ def reconcile_webhooks(
                 exc,
                 extra=_about(user),
             )
-    for row in store.turned_off():
+    for row in turned_off:
         report.removed += _turn_off(store, keys, providers, row)
     return report
 

@@ -14,7 +14,7 @@ from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
 
-__all__ = ["COLLECTION", "AutoMoveStore", "OptedIn"]
+__all__ = ["COLLECTION", "AutoMoveStore", "OptedIn", "row_counts_from"]
 
 COLLECTION = "auto_move"
 SECRET_FIELD: Field = "encrypted_secret"
@@ -45,9 +45,12 @@ class OptedIn:
         """Meetings created before this are never queued by auto-move (None: not started yet)."""
         if self.since is not None:
             return self.since
-        if self.row is None:
-            return None
-        return parse_date(self.row.get("counts_from")) or parse_date(self.row.get("created"))
+        return None if self.row is None else row_counts_from(self.row)
+
+
+def row_counts_from(row: Record) -> datetime | None:
+    """What the row counts from (rows made before `counts_from` existed: from when made)."""
+    return parse_date(row.get("counts_from")) or parse_date(row.get("created"))
 
 
 def _email(value: Any) -> str | None:
@@ -59,17 +62,18 @@ class AutoMoveStore:
         self.pb = pb
         self._box = box
 
-    def opted_in(self) -> list[OptedIn]:
+    def survey(self) -> tuple[list[OptedIn], list[Record]]:
+        """The users with auto-move on, and the `auto_move` rows of users who turned it off (or
+        whose user_meta is gone): one read of each collection."""
         rows = {r["user_id"]: r for r in self.pb.walk(COLLECTION)}
-        return [
-            OptedIn.from_meta(meta, rows.get(meta["user_id"]))
+        on = [
+            OptedIn.from_meta(meta, rows.pop(meta["user_id"], None))
             for meta in self.pb.walk("user_meta", filter="auto_move = true")
         ]
+        return on, list(rows.values())
 
-    def turned_off(self) -> list[Record]:
-        """The `auto_move` rows of users who turned it off (or whose user_meta is gone)."""
-        on = {m["user_id"] for m in self.pb.walk("user_meta", filter="auto_move = true")}
-        return [r for r in self.pb.walk(COLLECTION) if r["user_id"] not in on]
+    def opted_in(self) -> list[OptedIn]:
+        return self.survey()[0]
 
     def row(self, user_id: str) -> Record | None:
         return self.pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
@@ -101,14 +105,11 @@ class AutoMoveStore:
         """The Fathom account whose recordings count: what the user set, else what Fathom's
         webhook deliveries named (or what was used before), else the e-mail the user signs in
         with. Kept as given: Fathom's filter may care about case; comparisons do not."""
-        if user.fathom_email:
-            return user.fathom_email
-        learned = row.get("recorded_by")
-        if isinstance(learned, str) and learned.strip():
-            return learned.strip()
+        known = user.fathom_email or _email(row.get("recorded_by"))
+        if known:
+            return known
         account = self.pb.first("users", filter=pb_filter("id = {:u}", u=user.user_id))
-        email = (account or {}).get("email")
-        return email.strip() if isinstance(email, str) and email.strip() else None
+        return _email((account or {}).get("email"))
 
     def update(self, row: Record, **fields: Any) -> Record:
         changed = {k: v for k, v in fields.items() if row.get(k) != v}
