@@ -12,7 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from fathom2loom.errors import Fathom2LoomError, PocketBaseForbidden, PocketBaseNotFound
+from fathom2loom.errors import (
+    ConfigError,
+    Fathom2LoomError,
+    PocketBaseForbidden,
+    PocketBaseGarbled,
+    PocketBaseNotFound,
+)
 from fathom2loom.local_servers import LocalPocketBase
 from fathom2loom.pocketbase.bulk import ROUTE as BULK_ROUTE
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
@@ -144,6 +150,26 @@ def _check_hooks(pb: PocketBase, report: BootstrapReport) -> None:
             " pb_hooks/ (users' own keys would be stored unencrypted; refusals would be bare)"
         )
         return
+    if not isinstance(answer, dict):
+        raise PocketBaseGarbled("GET /api/fathom2loom/hooks", "the hooks' report")
+    errors = answer.get("errors")
+    if errors:  # The users' limits are PocketBase's settings: a bad one stops start-up too.
+        raise ConfigError("in PocketBase's environment: " + "; ".join(map(str, errors)))
+    if isinstance(answer.get("limits"), dict):
+        limits = answer["limits"]
+        log.info(
+            "bootstrap: users may have %s active transfers, write log records of %s bytes, %s a"
+            " minute; verified e-mail required to save keys and queue: %s",
+            limits.get("USER_MAX_ACTIVE_TRANSFERS"),
+            limits.get("USER_LOG_MAX_BYTES"),
+            limits.get("USER_LOGS_PER_MINUTE"),
+            "yes" if answer.get("require_verified") else "no",
+        )
+    else:
+        report.warn(
+            "PocketBase's hooks apply no limits on users (older than this service): deploy"
+            " pb_hooks/ from this release"
+        )
     if not answer.get("encryption"):
         report.warn(
             "PocketBase's hooks cannot encrypt users' keys: set PB_ENCRYPTION_KEY in"

@@ -32,7 +32,15 @@ from fathom2loom.sandbox import (
     queue_status,
     seed_demo,
 )
-from fathom2loom.settings import DEFAULT_HOOKS_DIR, DEFAULT_MIGRATIONS_DIR, Settings, load_settings
+from fathom2loom.settings import (
+    DEFAULT_HOOKS_DIR,
+    DEFAULT_MIGRATIONS_DIR,
+    NEEDS_ALL,
+    NEEDS_POCKETBASE,
+    Settings,
+    load_settings,
+    without_secrets,
+)
 
 __all__ = ["run_dev_stack"]
 
@@ -59,6 +67,7 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
         stdout=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=without_secrets(dict(os.environ)),
     )
     assert process.stdout is not None
     line = process.stdout.readline()
@@ -87,62 +96,35 @@ def _dev_credentials(state: Path) -> dict[str, str]:
     return {key: os.environ.get(key) or value for key, value in generated.items()}
 
 
-def _celery(kind: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """A Celery process (worker, beat, flower) with its output in `log`."""
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One of the stack's processes, its output in `log`."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tasks.celery_app", *kind],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _flower(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Flower behind the generated login (`fathom2loom flower` refuses to start without one)."""
-    with log.open("ab") as out:
-        flower = [sys.executable, "-m", "fathom2loom.cli", "flower"]
-        return subprocess.Popen(
-            [*flower, f"--port={DEV_FLOWER_PORT}", "--address=127.0.0.1"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _receiver(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """The webhook receiver Fathom (here the stand-in) delivers new meetings to."""
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "fathom2loom.cli", "webhooks"],
-            env={**env, "WEBHOOK_LISTEN_PORT": str(DEV_WEBHOOK_PORT)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
 
 
 def _write_cli_env(state: Path, settings: Settings) -> None:
     """`fathom2loom ...` run in this checkout finds this stack's settings here (mode 0600)."""
-    env = _celery_env(settings, inherit=False)
+    env = _role_env(settings, NEEDS_ALL, inherit=False)
     path = state / "cli.env"
     path.write_text("".join(f"{key}={value}\n" for key, value in sorted(env.items())))
     path.chmod(0o600)
 
 
-def _celery_env(settings: Settings, *, inherit: bool = True) -> dict[str, str]:
-    env = dict(os.environ) if inherit else {}
+def _role_env(
+    settings: Settings, secrets_needed: tuple[str, ...], *, inherit: bool = True
+) -> dict[str, str]:
+    """A process's environment with the secrets its role needs and no other (as compose gives
+    them): whatever secret the operator's shell holds is not passed on."""
+    env = without_secrets(dict(os.environ)) if inherit else {}
     env.update(
         PB_URL=settings.pb_url,
-        PB_ADMIN_EMAIL=settings.secret("PB_ADMIN_EMAIL"),
-        PB_ADMIN_PASSWORD=settings.secret("PB_ADMIN_PASSWORD"),
-        PB_ENCRYPTION_KEY=settings.secret("PB_ENCRYPTION_KEY"),
         REDIS_URL=settings.redis_url,
         FATHOM_BASE_URL=settings.fathom_base_url,
         FATHOM_POLL_INITIAL_SECONDS=os.environ.get("FATHOM_POLL_INITIAL_SECONDS", "1"),
     )
+    env.update({name: settings.secret(name) for name in secrets_needed})
     if settings.loom_base_url:
         env["LOOM_BASE_URL"] = settings.loom_base_url
     if settings.webhook_public_url:
@@ -150,15 +132,32 @@ def _celery_env(settings: Settings, *, inherit: bool = True) -> dict[str, str]:
     return env
 
 
-def _start_celery(
+def _start_services(
     settings: Settings, logs: Path, flower_login: str
 ) -> list[subprocess.Popen[bytes]]:
-    env = _celery_env(settings)
+    """Workers and the receiver hold the superuser and the encryption key (they read users'
+    keys and webhook secrets), beat the superuser alone, Flower only Redis and its login."""
+    celery = [sys.executable, "-m", "celery", "-A", "tasks.celery_app"]
+    cli = [sys.executable, "-m", "fathom2loom.cli"]
+    worker = ["worker", "--concurrency", "2", "--loglevel", "INFO"]
+    flower = ["flower", f"--port={DEV_FLOWER_PORT}", "--address=127.0.0.1"]
     return [
-        _celery(["worker", "--concurrency", "2", "--loglevel", "INFO"], env, logs / "worker.log"),
-        _celery(["beat", "--loglevel", "INFO"], env, logs / "beat.log"),
-        _flower({**env, "FLOWER_BASIC_AUTH": flower_login}, logs / "flower.log"),
-        _receiver(env, logs / "webhooks.log"),
+        _spawn([*celery, *worker], _role_env(settings, NEEDS_ALL), logs / "worker.log"),
+        _spawn(
+            [*celery, "beat", "--loglevel", "INFO"],
+            _role_env(settings, NEEDS_POCKETBASE),
+            logs / "beat.log",
+        ),
+        _spawn(
+            [*cli, *flower],
+            {**_role_env(settings, ()), "FLOWER_BASIC_AUTH": flower_login},
+            logs / "flower.log",
+        ),
+        _spawn(
+            [*cli, "webhooks"],
+            {**_role_env(settings, NEEDS_ALL), "WEBHOOK_LISTEN_PORT": str(DEV_WEBHOOK_PORT)},
+            logs / "webhooks.log",
+        ),
     ]
 
 
@@ -203,7 +202,7 @@ def run_dev_stack(state_dir: str) -> int:
         )
         print(bootstrap(settings), flush=True)
         _write_cli_env(state, settings)
-        children += _start_celery(settings, state, credentials["FLOWER_BASIC_AUTH"])
+        children += _start_services(settings, state, credentials["FLOWER_BASIC_AUTH"])
         print(
             f"PocketBase  {pocketbase.url}/_/  (superuser {settings.pb_admin_email};"
             f" password in {state / 'dev.env'} unless set in the environment)\n"

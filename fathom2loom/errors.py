@@ -7,6 +7,7 @@ Fathom2LoomError                    `retryable`, `retry_after`, `user_message` o
 ├── RowFailed                       a queue row cannot be transferred (fathom2loom.transfer)
 ├── PocketBaseError                 any failure talking to PocketBase
 │   ├── PocketBaseUnavailable       network fault, timeout or 5xx after the retries ran out
+│   │   └── PocketBaseGarbled           a success whose body is not what PocketBase sends
 │   └── PocketBaseRequestError      PocketBase answered and refused (carries status, body)
 │       ├── PocketBaseNotFound          404
 │       ├── PocketBaseForbidden         401/403 that survived a fresh superuser login
@@ -51,6 +52,7 @@ __all__ = [
     "PocketBaseBatchFailed",
     "PocketBaseError",
     "PocketBaseForbidden",
+    "PocketBaseGarbled",
     "PocketBaseNotFound",
     "PocketBaseRequestError",
     "PocketBaseUnavailable",
@@ -116,6 +118,14 @@ class PocketBaseUnavailable(PocketBaseError):
     def __init__(self, message: str, *, unreachable: bool = False) -> None:
         super().__init__(message)
         self.unreachable = unreachable
+
+
+class PocketBaseGarbled(PocketBaseUnavailable):
+    """PocketBase (or a proxy in front of it) answered a success we cannot read: not JSON, or
+    JSON of the wrong shape. Transient: a proxy's page or a restart in progress passes."""
+
+    def __init__(self, call: str, expected: str) -> None:
+        super().__init__(f"PocketBase answered {call} with something that is not {expected}")
 
 
 class PocketBaseRequestError(PocketBaseError):

@@ -26,7 +26,15 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from fathom2loom.errors import UndecryptableKey
 
-__all__ = ["VERSION", "Field", "KeyBox", "UndecryptableKey", "key_id"]
+__all__ = [
+    "VERSION",
+    "Field",
+    "KeyBox",
+    "UndecryptableKey",
+    "fingerprint",
+    "fingerprint_secret",
+    "key_id",
+]
 
 VERSION = "f2l1"
 HOOK_VERSION = "f2l2"
@@ -38,6 +46,18 @@ Field = Literal["encrypted_fathom", "encrypted_loom", "encrypted_secret"]
 def key_id(key: bytes) -> str:
     """A short public name for an encryption key (not enough to learn anything about it)."""
     return hashlib.sha256(b"fathom2loom key id\0" + key).hexdigest()[:8]
+
+
+def fingerprint_secret(key: bytes) -> bytes:
+    """The server secret of fingerprints, derived from an encryption key (never equal to it)."""
+    return hmac.new(key, b"fathom2loom fingerprints", hashlib.sha256).digest()
+
+
+def fingerprint(secret: bytes, *parts: str, length: int = 24) -> str:
+    """A one-way name for secret values (an API key, a key and a URL): an HMAC under a server
+    secret, so that nobody without it can test a guessed key against a name seen in Redis or
+    PocketBase."""
+    return hmac.new(secret, "\0".join(parts).encode(), hashlib.sha256).hexdigest()[:length]
 
 
 def _associated_data(user_id: str, field: str) -> bytes:
@@ -63,6 +83,7 @@ class KeyBox:
         self._current = AESGCM(current)
         self._by_id = {key_id(k): AESGCM(k) for k in (*previous, current)}
         self._hook_by_id = {kid: AESGCM(aes) for kid, aes in map(hook_key, (*previous, current))}
+        self._fingerprints = [fingerprint_secret(k) for k in (current, *previous)]
 
     def __repr__(self) -> str:
         return f"KeyBox(current={self.current_id}, keys={len(self._by_id)})"
@@ -120,6 +141,11 @@ class KeyBox:
         if sealed.get("u") != user_id or sealed.get("f") != field:
             raise UndecryptableKey("it belongs to another user or field")
         return str(sealed["k"]).strip()
+
+    def fingerprints(self, *parts: str, length: int = 24) -> list[str]:
+        """`parts`' fingerprint under the current key, then under each previous one (so that a
+        fingerprint made before a rotation is still recognised)."""
+        return [fingerprint(secret, *parts, length=length) for secret in self._fingerprints]
 
     def needs_rotation(self, token: str) -> bool:
         """Anything but f2l1 under the current key: an older key, f2l2, or plain text."""

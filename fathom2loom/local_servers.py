@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from fathom2loom.settings import without_secrets
+
 __all__ = [
     "LocalPocketBase",
     "LocalRedis",
@@ -140,7 +142,7 @@ class LocalPocketBase:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                env={**os.environ, **self.env},
+                env={**without_secrets(dict(os.environ)), **self.env},
             )
         _wait_until(self.healthy, self.process, "PocketBase", log)
         return self

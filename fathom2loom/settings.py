@@ -26,11 +26,13 @@ from fathom2loom.errors import ConfigError
 __all__ = [
     "NEEDS_ALL",
     "NEEDS_POCKETBASE",
+    "SECRET_VARIABLES",
     "ConfigError",
     "Settings",
     "decode_encryption_key",
     "get_settings",
     "load_settings",
+    "without_secrets",
 ]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -64,6 +66,21 @@ EXPECTED: dict[str, str] = {
 # What each kind of process needs besides the defaults.
 NEEDS_POCKETBASE = ("PB_ADMIN_EMAIL", "PB_ADMIN_PASSWORD")
 NEEDS_ALL = (*NEEDS_POCKETBASE, "PB_ENCRYPTION_KEY")
+# Variables that hold secrets: a process gets those its role needs, never the rest.
+SECRET_VARIABLES = frozenset(
+    {
+        "PB_ADMIN_PASSWORD",
+        "PB_ENCRYPTION_KEY",
+        "PB_ENCRYPTION_KEY_PREVIOUS",
+        "FLOWER_BASIC_AUTH",
+        "REDIS_PASSWORD",
+    }
+)
+
+
+def without_secrets(environ: dict[str, str]) -> dict[str, str]:
+    """An environment to pass on, with every secret variable taken out."""
+    return {name: value for name, value in environ.items() if name not in SECRET_VARIABLES}
 
 
 def decode_encryption_key(raw: str) -> bytes:
@@ -171,6 +188,12 @@ class Settings(BaseSettings):
     webhook_public_url: str | None = None
     webhook_listen_host: str = "127.0.0.1"
     webhook_listen_port: Annotated[int, Field(ge=1, le=65535)] = 8095
+    # Refused deliveries one source may send in a minute before it is answered 429 unheard; how
+    # often the refusals are summed up in the log; the proxies whose X-Forwarded-For names the
+    # source (comma-separated addresses, or *).
+    webhook_refusals_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
+    webhook_refusal_report_seconds: Annotated[float, Field(ge=1, le=86400)] = 60.0
+    webhook_trusted_proxies: str = "127.0.0.1"
     # How often each opted-in user's new meetings are listed (webhooks missed meanwhile are found),
     # and how many of each rate window's Fathom calls the listing leaves to transfers.
     auto_move_poll_seconds: Annotated[float, Field(gt=0, le=86400)] = 300.0

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.meeting_ids import InvalidMeetingId, canonical_meeting_id
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
@@ -60,9 +61,13 @@ def _latest_by_meeting(rows: Iterable[Record]) -> dict[str, Record]:
     rank = {Status.PENDING: 0, Status.PROCESSING: 0, Status.COMPLETED: 1}
     chosen: dict[str, Record] = {}
     for row in rows:  # Newest first.
-        current = chosen.get(row["meeting_id"])
+        try:  # Rows stored before ids were made canonical may have leading zeros.
+            meeting = canonical_meeting_id(row["meeting_id"])
+        except InvalidMeetingId:
+            meeting = row["meeting_id"]
+        current = chosen.get(meeting)
         if current is None or rank.get(row["status"], 2) < rank.get(current["status"], 2):
-            chosen[row["meeting_id"]] = row
+            chosen[meeting] = row
     return chosen
 
 
@@ -103,10 +108,18 @@ def enqueue(
     A `Meeting` from Fathom's list also gives the row the recording's start, which lets the
     transfer find the meeting's title and notes with one narrow Fathom query.
     """
+    wanted = list(meetings)
+    ids: list[str] = []
+    for item in wanted:
+        try:
+            ids.append(
+                canonical_meeting_id(item.recording_id if isinstance(item, Meeting) else item)
+            )
+        except InvalidMeetingId as exc:
+            raise QueueRefused(f"{exc}: nothing was queued") from None
     report = EnqueueReport()
     rows = _latest_by_meeting(user_rows(pb, user_id))
-    for item in meetings:
-        meeting_id = str(item.recording_id if isinstance(item, Meeting) else item).strip()
+    for item, meeting_id in zip(wanted, ids, strict=True):
         row = rows.get(meeting_id)
         if row is not None and row["status"] in ACTIVE:
             report.already_queued.append(meeting_id)

@@ -7,9 +7,13 @@
 // so the service tries the new key at once. Superusers (the operator's `fathom2loom keys set`)
 // may store ciphertexts they made themselves (f2l1); anything else they send is encrypted too.
 // Reading the record back as a user shows the hints and the checks, never the values.
+// With REQUIRE_VERIFIED_USERS on, only accounts with a verified e-mail may save keys (issue 20).
 
 onRecordCreateRequest((e) => {
   const f2l = require(`${__hooks}/fathom2loom.js`);
+  if (!e.hasSuperuserAuth()) {
+    require(`${__hooks}/limits.js`).requireVerified(e, "save API keys");
+  }
   const sent = e.requestInfo().body;
   for (const [field, hintField, checkField] of [
     ["encrypted_fathom", "fathom_hint", "fathom_check"],
@@ -33,6 +37,9 @@ onRecordCreateRequest((e) => {
 
 onRecordUpdateRequest((e) => {
   const f2l = require(`${__hooks}/fathom2loom.js`);
+  if (!e.hasSuperuserAuth()) {
+    require(`${__hooks}/limits.js`).requireVerified(e, "save API keys");
+  }
   const sent = e.requestInfo().body;
   for (const [field, hintField, checkField] of [
     ["encrypted_fathom", "fathom_hint", "fathom_check"],

@@ -6,11 +6,11 @@
 const REASONS = {
   positions: "must be an [id, position] pair",
   id: "must be 15 characters a-z and 0-9",
-  position: "must be a whole number, 0 or more",
+  position: "must be a whole number from 0 to 1000000000",
   record: "must be an object",
   level: "must be one of trace, debug, info, warn, error, fatal",
   msg: "must be text of at most 20000 characters",
-  ts: "must be a date like 2026-11-25 14:03:05.123Z",
+  ts: "must be a real date like 2026-11-25 14:03:05.123Z",
   user_id: "must be empty or an existing user's id",
   component: "must be text of at most 100 characters",
   metadata: "must be at most 200000 bytes of JSON",
@@ -27,6 +27,18 @@ const ID_BAD = (path) =>
   `(json_type(v, '${path}') IS NOT 'text' OR length(v ->> '${path}') != 15` +
   ` OR (v ->> '${path}') GLOB '*[^a-z0-9]*')`;
 
+// A date as PocketBase writes it, to the letter: YYYY-MM-DD HH:MM:SS (or a T), optional fraction
+// of 1 to 9 digits, Z, nothing after; and a real moment (30 February or 24:00 come back from
+// julianday as another text, so they are refused).
+const TS_BAD = (path) =>
+  `(json_type(v, '${path}') IS NOT 'text' OR NOT (v ->> '${path}') GLOB` +
+  " '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]*Z'" +
+  ` OR NOT (substr(v ->> '${path}', 20) = 'Z' OR (substr(v ->> '${path}', 20, 1) = '.'` +
+  ` AND length(v ->> '${path}') BETWEEN 22 AND 30 AND substr(v ->> '${path}', -1) = 'Z'` +
+  ` AND NOT substr(v ->> '${path}', 21, length(v ->> '${path}') - 21) GLOB '*[^0-9]*'))` +
+  ` OR strftime('%Y-%m-%d %H:%M:%S', julianday(substr(v ->> '${path}', 1, 19))) IS NOT` +
+  ` replace(substr(v ->> '${path}', 1, 19), 'T', ' '))`;
+
 const TEXT_BAD = (path, max) =>
   `(json_type(v, '${path}') NOT IN ('text', 'null') OR` +
   ` length(coalesce(v ->> '${path}', '')) > ${max})`;
@@ -36,7 +48,8 @@ const POSITIONS_CHECK =
   " SELECT idx, CASE" +
   " WHEN t != 'array' OR json_array_length(v) != 2 THEN 'positions'" +
   ` WHEN ${ID_BAD("$[0]")} THEN 'id'` +
-  " WHEN json_type(v, '$[1]') IS NOT 'integer' OR (v ->> '$[1]') < 0 THEN 'position'" +
+  " WHEN json_type(v, '$[1]') IS NOT 'integer' OR NOT (v ->> '$[1]') BETWEEN 0 AND 1000000000" +
+  " THEN 'position'" +
   " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
 
 const LOGS_CHECK =
@@ -47,9 +60,7 @@ const LOGS_CHECK =
   " WHEN json_type(v, '$.level') IS NOT 'text' OR (v ->> '$.level')" +
   " NOT IN ('trace', 'debug', 'info', 'warn', 'error', 'fatal') THEN 'level'" +
   ` WHEN ${TEXT_BAD("$.msg", 20000)} THEN 'msg'` +
-  " WHEN json_type(v, '$.ts') IS NOT 'text' OR NOT (v ->> '$.ts') GLOB" +
-  " '[0-9][0-9][0-9][0-9]-[01][0-9]-[0-3][0-9][ T][0-2][0-9]:[0-5][0-9]:[0-5][0-9]*Z'" +
-  " OR julianday(substr(v ->> '$.ts', 1, 19)) IS NULL THEN 'ts'" +
+  ` WHEN ${TS_BAD("$.ts")} THEN 'ts'` +
   ` WHEN ${TEXT_BAD("$.user_id", 15)} THEN 'user_id'` +
   " WHEN coalesce(v ->> '$.user_id', '') != '' AND NOT EXISTS" +
   " (SELECT 1 FROM users WHERE users.id = v ->> '$.user_id') THEN 'user_id'" +
@@ -57,10 +68,14 @@ const LOGS_CHECK =
   " WHEN length(coalesce(v -> '$.metadata', 'null')) > 200000 THEN 'metadata'" +
   " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
 
+// Only rows still in line are written, checked in the statement itself (one writer: a user's
+// cancel lands wholly before or after it): a position for a pending row, 0 for a processing one.
+// A row that ended or was cancelled since the dispatcher read it keeps what it has.
 const POSITIONS_WRITE =
   RECORDS("$.positions") +
   " UPDATE queue SET position = CAST(r.v ->> '$[1]' AS INTEGER), updated = {:now}" +
-  " FROM r WHERE queue.id = r.v ->> '$[0]'";
+  " FROM r WHERE queue.id = r.v ->> '$[0]' AND (queue.status = 'pending'" +
+  " OR (queue.status = 'processing' AND (r.v ->> '$[1]') = 0))";
 
 // INSERT OR IGNORE: a record whose id is there already (a retried batch) is left as it is.
 const LOGS_WRITE =
@@ -86,11 +101,24 @@ function refusal(check, text) {
   };
 }
 
-// The request body as text when it holds a JSON list under `name`, or null. The body goes to
-// SQLite as it came: turning thousands of records into JavaScript objects and back would cost
-// more than the write.
+// The routes' body limit (bulk.pb.js): `toString` must be told, or it stops reading at 16 MiB
+// without a word (and the JSON it returns is cut off).
+const MAX_BODY = 64 << 20;
+
+// The request body as text when it holds a JSON list under `name`; null when it does not; throws
+// a 413 when it cannot be read whole (over the limit, a broken upload). The body goes to SQLite
+// as it came: turning thousands of records into JavaScript objects and back would cost more
+// than the write.
 function body(e, name) {
-  const text = toString(e.request.body);
+  let text;
+  try {
+    text = toString(e.request.body, MAX_BODY + 1);
+  } catch (err) {
+    throw new ApiError(413, `The body could not be read whole (at most ${MAX_BODY} bytes): send fewer records per request`);
+  }
+  if (text.length > MAX_BODY) {
+    throw new ApiError(413, `The body is over ${MAX_BODY} bytes: send fewer records per request`);
+  }
   const found = new DynamicModel({ ok: false });
   try {
     $app
@@ -188,6 +216,7 @@ function activeRows() {
 }
 
 module.exports = {
+  MAX_BODY,
   LOGS_CHECK,
   LOGS_WRITE,
   POSITIONS_CHECK,

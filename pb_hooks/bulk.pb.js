@@ -17,7 +17,9 @@
 //                                           error_message}, ...]}  (ascending id)
 //
 // A bad value refuses the whole request with a 400 naming its index and field, and nothing is
-// written. Log records carry their own ids and are inserted once (a retried batch writes nothing
+// written; a body that cannot be read whole (over 64 MiB) is a 413. Positions are written only to
+// rows still in line (pending; 0 to processing ones): a row cancelled or ended since the
+// dispatcher read it keeps its own. Log records carry their own ids and are inserted once (a retried batch writes nothing
 // twice). Raw SQL raises no record events, so position changes reach the users who follow them as
 // one custom realtime message per user, on the topic "fathom2loom/positions":
 // {"positions": {"<row id>": <position>, ...}}, their own rows only.
@@ -36,7 +38,7 @@ routerAdd(
     );
   },
   $apis.requireSuperuserAuth(),
-  $apis.bodyLimit(64 << 20),
+  $apis.bodyLimit(64 << 20), // bulk.js MAX_BODY
 );
 
 routerAdd(
@@ -47,7 +49,7 @@ routerAdd(
     return bulk.write(e, "records", bulk.LOGS_CHECK, bulk.LOGS_WRITE, null);
   },
   $apis.requireSuperuserAuth(),
-  $apis.bodyLimit(64 << 20),
+  $apis.bodyLimit(64 << 20), // bulk.js MAX_BODY
 );
 
 routerAdd(

@@ -1,8 +1,10 @@
 /// <reference path="../pb_data/types.d.ts" />
 // A user may write `logs` records (the seed allows it), but only about themselves and marked as
-// theirs, so nobody can forge a record that reads like the service's own (issue 14).
+// theirs, so nobody can forge a record that reads like the service's own (issue 14); and only
+// small ones, a few a minute (USER_LOG_MAX_BYTES, USER_LOGS_PER_MINUTE: issue 20).
 onRecordCreateRequest((e) => {
   if (!e.hasSuperuserAuth()) {
+    require(`${__hooks}/limits.js`).checkUserLog(e);
     e.record.set("user_id", e.auth.id);
     e.record.set("component", ("user:" + e.record.getString("component")).slice(0, 100));
     let meta = e.record.get("metadata");

@@ -1,5 +1,5 @@
 /// <reference path="../pb_data/types.d.ts" />
-// The queue, as users change it through the API (issue 14).
+// The queue, as users change it through the API (issues 14 and 20).
 
 // Refusals that say what happened. PocketBase checks a collection's rules before any record
 // hook and answers a refused update with a bare 404; this middleware runs first and, for the
@@ -12,6 +12,7 @@ routerUse((e) => {
   if (!e.auth || e.auth.isSuperuser()) {
     return e.next();
   }
+  const limits = require(`${__hooks}/limits.js`);
   const body = e.requestInfo().body;
   const refuse = (message) => e.json(400, { status: 400, message: message, data: {} });
   const activeRow = (meeting) => {
@@ -30,8 +31,11 @@ routerUse((e) => {
     }
   };
   if (method === "POST") {
-    const meeting = String(body.meeting_id || "").trim();
-    const active = meeting ? activeRow(meeting) : null;
+    const meeting = limits.canonicalMeetingId(body.meeting_id);
+    if (meeting === null) {
+      return e.next(); // Missing or no recording id: the record hook below says which.
+    }
+    const active = activeRow(meeting);
     if (active) {
       return refuse(`Meeting ${meeting} is already queued (row ${active.id}): wait for it or cancel it`);
     }
@@ -63,6 +67,42 @@ routerUse((e) => {
   }
   return e.next();
 });
+
+// Every new row, whoever makes it and however (records API, batch): its meeting id is a Fathom
+// recording id, stored canonical (one spelling per recording, so the one-active-row index holds).
+// A user's row also gets the server's time as `queued_at` (it sets the order of the line), may
+// need a verified account, and counts against the user's cap of active rows.
+onRecordCreateRequest((e) => {
+  const limits = require(`${__hooks}/limits.js`);
+  const given = e.record.getString("meeting_id");
+  if (given !== "") {
+    // (An empty one is left to PocketBase's own check, which names every missing field.)
+    const meeting = limits.canonicalMeetingId(given);
+    if (meeting === null) {
+      limits.refuseMeetingId(given);
+    }
+    e.record.set("meeting_id", meeting);
+  }
+  if (e.hasSuperuserAuth()) {
+    return e.next();
+  }
+  limits.requireVerified(e, "queue transfers");
+  e.record.set("queued_at", new Date().toISOString().replace("T", " "));
+  limits.withinActiveCap(e, e.auth.id, () => e.next());
+}, "queue");
+
+// A user's retry (failed → pending) makes an active row again: the same cap and account rule.
+onRecordUpdateRequest((e) => {
+  if (e.hasSuperuserAuth() || e.record.getString("status") !== "pending") {
+    return e.next();
+  }
+  if (e.record.original().getString("status") === "pending") {
+    return e.next();
+  }
+  const limits = require(`${__hooks}/limits.js`);
+  limits.requireVerified(e, "queue transfers");
+  limits.withinActiveCap(e, e.auth.id, () => e.next());
+}, "queue");
 
 // A cancelled row leaves the line at once (position 0), not at the dispatcher's next sync.
 // A model hook, not a request hook: on PocketBase 0.40 a request hook costs ~1.7 ms for every

@@ -53,12 +53,13 @@ def start_pocketbase(
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
     hooks: bool = True,
     hooks_dir: Path = DEFAULT_HOOKS_DIR,
+    env: dict[str, str] | None = None,
 ) -> Any:
     server = LocalPocketBase(
         root / "pb_data",
         migrations_dir if migrations else None,
         hooks_dir=hooks_dir if hooks else None,
-        env={"PB_ENCRYPTION_KEY": ENCRYPTION_KEY},
+        env={"PB_ENCRYPTION_KEY": ENCRYPTION_KEY, **(env or {})},
     )
     if superuser:
         server.create_superuser(ADMIN_EMAIL, ADMIN_PASSWORD)

@@ -6,6 +6,7 @@ Registered as a pytest plugin by `tests/conftest.py`; the stand-ins are module-s
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -116,7 +117,9 @@ class Scenario:
     ) -> str:
         """A pending row; `manual` claims its in-flight marker first, so no dispatcher sends it
         and the test's own `send` is its first run (and the test holds that task's result)."""
-        if add and str(meeting_id).isdigit():
+        spelled = str(meeting_id)
+        checked = re.fullmatch(r"0|[1-9][0-9]{0,17}", spelled) is not None
+        if add and checked:
             self.fathom.add_meeting(FATHOM_KEY, int(meeting_id), size=size)
         row_id = secrets.token_hex(8)[:15]
         if manual:
@@ -126,11 +129,13 @@ class Scenario:
             {
                 "id": row_id,
                 "user_id": self.user.id,
-                "meeting_id": str(meeting_id),
-                "status": "pending",
+                "meeting_id": spelled if checked else "0",
+                "status": "pending" if checked else "cancelled",
                 "queued_at": now_iso(),
             },
         )
+        if not checked:  # A row from before meeting ids were checked (the hooks refuse it now).
+            self.pb.update("queue", row_id, {"meeting_id": spelled, "status": "pending"})
         return row_id
 
     @property

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from standardwebhooks import Webhook as Signer
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.auto_move.catch_up import catch_up
 from fathom2loom.auto_move.receiver import Receiver as Deliveries
+from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.registration import reconcile_webhooks
 from fathom2loom.auto_move.store import AutoMoveStore
 from fathom2loom.local_servers import LocalRedis, free_port
@@ -34,6 +37,7 @@ from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession, make_settings
+from tests.http_proxy import Proxy
 from tests.pipeline import (
     BOX,
     FATHOM_KEY,
@@ -186,10 +190,12 @@ def test_the_receiver_refuses_what_it_cannot_trust_and_says_so(
         where = 'component = "webhooks" && level = "warn"'
         return list(pb.list_all("logs", filter=where))
 
-    logged = wait_for("the refusals in logs", lambda: len(refusals()) >= 6 and refusals())
+    # (the first of each kind: the two unknown users are one sample)
+    logged = wait_for("the refusals in logs", lambda: len(refusals()) >= 5 and refusals())
     reasons = " | ".join(r["msg"] for r in logged)
     for status in ("(401)", "(400): stale", "(404)", "(400): the body", "(409)"):
         assert status in reasons, reasons
+    assert len(logged) == 5, reasons
     assert all(r["metadata"].get("webhook_id") for r in logged)
 
 
@@ -215,7 +221,7 @@ def test_a_delivery_while_pocketbase_is_away_is_left_for_the_senders_retry(
     client = redis.Redis.from_url(worker_env["REDIS_URL"])
     try:
         # When a delivery comes, expect "retry later", and the webhook-id not kept as seen
-        status, answer = Deliveries(AutoMoveStore(away, BOX), client).handle(
+        status, answer = Deliveries(AutoMoveStore(away, BOX), client, RefusalGuard(30)).handle(
             user.id, headers, body.encode()
         )
         assert (status, answer["message"]) == (503, "temporarily unavailable: retry later")
@@ -558,3 +564,72 @@ def test_the_receiver_rides_out_redis_going_away_and_coming_back_empty(
         providers.close()
         client.close()
         receiver.stop()
+
+
+def test_a_flood_of_unsigned_deliveries_costs_a_few_lines_and_stops_being_heard(
+    scenario: Scenario,
+    fathom: FathomStandin,
+    service_settings: Settings,
+    providers: Providers,
+    worker_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    pb, user = scenario.pb, scenario.user
+    # Given a receiver whose every PocketBase lookup is counted (a proxy in front), refusing at
+    # most 20 deliveries a minute from one source, summing refusals up every 2 s
+    proxy = Proxy(worker_env["PB_URL"]).start()
+    env = {
+        **worker_env,
+        "PB_URL": proxy.url,
+        "WEBHOOK_REFUSALS_PER_MINUTE": "20",
+        "WEBHOOK_REFUSAL_REPORT_SECONDS": "2",
+    }
+    receiver = Receiver(env, tmp_path / "receiver.log").start()
+    settings = service_settings.model_copy(update={"webhook_public_url": receiver.url})
+    try:
+        turn_on(user)
+        reconcile_webhooks(AutoMoveStore(pb, BOX), KeyStore(pb, BOX), providers, settings)
+        (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+        meeting = fathom.add_meeting(FATHOM_KEY, 9811, created_at=datetime.now(UTC))
+        body = json.dumps(meeting)
+        lookups_before = proxy.forwarded
+        # When a stranger sends 500 unsigned deliveries, to the user and to made-up users
+        targets = [user.id if n % 2 else secrets.token_hex(8)[:15] for n in range(500)]
+
+        def stranger(target: str) -> httpx.Response:
+            return httpx.post(f"{receiver.url}/fathom/{target}", content=body, timeout=10)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(stranger, targets))
+        # Expect 20 heard and refused, the rest answered 429 unheard, with when to come back
+        statuses = Counter(a.status_code for a in answers)
+        assert statuses[429] == 480 and statuses[401] + statuses[404] == 20, statuses
+        assert all(int(a.headers["Retry-After"]) > 0 for a in answers if a.status_code == 429)
+        # And at most two PocketBase requests (a login, a lookup) for each delivery heard
+        assert proxy.forwarded - lookups_before <= 2 * 20 + 2
+        # And in `logs` one sample of each kind and one summary, not 500 records
+        buffer = LogBuffer(redis.Redis.from_url(worker_env["REDIS_URL"]))
+
+        def webhook_logs() -> list[Record]:
+            flush_logs(pb, buffer, batch_size=1000)
+            return list(pb.list_all("logs", filter='component = "webhooks"', sort="ts"))
+
+        logged = wait_for(
+            "the summary", lambda: any("refusals in" in r["msg"] for r in webhook_logs())
+        )
+        logged = webhook_logs()
+        assert len(logged) <= 4, [r["msg"] for r in logged]
+        summary = next(r["msg"] for r in logged if "refusals in" in r["msg"])
+        assert "429 rate limited x480" in summary and "(from 1 source(s))" in summary
+        assert len(receiver.log_path.read_text().splitlines()) < 10
+        # While a signed delivery from elsewhere (here another loopback address) is taken
+        elsewhere = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2"))
+        delivered = elsewhere.post(
+            registration.url, content=body, headers=signed(registration.secret, body)
+        )
+        elsewhere.close()
+        assert delivered.status_code == 201, delivered.text
+        assert len(rows_of(pb, user.id, 9811)) == 1
+    finally:
+        receiver.stop()
+        proxy.stop()

@@ -9,10 +9,14 @@ users still hear their rows' new positions, and a PocketBase without the routes 
 
 from __future__ import annotations
 
+import json
 import logging
+import secrets
 import shutil
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,11 @@ import pytest
 
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.dispatcher import _rows
-from fathom2loom.errors import PocketBaseValidation
+from fathom2loom.errors import PocketBaseRequestError, PocketBaseValidation
 from fathom2loom.logsink.records import new_id
 from fathom2loom.pocketbase import bulk
 from fathom2loom.pocketbase.bulk import ROUTE, BulkRefused
-from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.client import PocketBase, RawJSON
 from fathom2loom.settings import DEFAULT_HOOKS_DIR
 from tests.conftest import (
     ADMIN_EMAIL,
@@ -37,7 +41,7 @@ from tests.conftest import (
 
 
 def seed(pb: PocketBase, user_id: str, **fields: Any) -> str:
-    meeting = fields.pop("meeting_id", new_id())
+    meeting = fields.pop("meeting_id", str(secrets.randbelow(10**12)))
     row = {"user_id": user_id, "meeting_id": meeting, "status": "pending", **fields}
     return str(pb.create("queue", row)["id"])
 
@@ -110,7 +114,8 @@ def test_a_bad_position_refuses_the_list_with_its_index(
     with pytest.raises(PocketBaseValidation) as answer:
         pb.request("POST", f"{ROUTE}/positions", json={"positions": [[rows[0], 1.5]]})
     assert answer.value.message == (
-        "Record 0 was refused (position: must be a whole number, 0 or more); nothing was written."
+        "Record 0 was refused (position: must be a whole number from 0 to 1000000000); nothing was"
+        " written."
     )
     # And a body without the list is refused as such
     with pytest.raises(PocketBaseValidation) as answer:
@@ -129,6 +134,11 @@ def test_a_bad_position_refuses_the_list_with_its_index(
         ("level", {"level": None}),
         ("ts", {"ts": "yesterday"}),
         ("ts", {"ts": "2026-13-45 99:00:00Z"}),
+        ("ts", {"ts": "2026-02-30 10:00:00.000Z"}),  # no 30 February
+        ("ts", {"ts": "2026-11-25 24:00:00Z"}),
+        ("ts", {"ts": "2026-11-25 10:00:00.123Zjunk"}),
+        ("ts", {"ts": "2026-11-25 10:00:00.Z"}),
+        ("ts", {"ts": "2026-11-25 10:00:00.12a4Z"}),
         ("user_id", {"user_id": "nosuchuser0000"}),
         ("user_id", {"user_id": "abc"}),
         ("id", {"id": "SHOUTING-ID-123"}),
@@ -174,6 +184,104 @@ def test_an_index_counts_from_the_start_of_the_whole_list(
     # Expect its place in the whole list; the chunks before it are in, nothing after it
     assert refused.value.index == 4
     assert {r["id"] for r in stored_logs(pb)} == {r["id"] for r in records[:4]}
+
+
+def test_positions_are_whole_numbers_of_a_sane_size(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    row = seed(pb, alice.id, status="pending", position=1)
+    for bad in ("1e20", "100000000000000000000", str(2**63), "1000000001", "-0.5"):
+        # When a position is beyond any queue, or not whole (sent as written)
+        body = RawJSON(f'{{"positions": [["{row}", {bad}]]}}'.encode())
+        with pytest.raises(PocketBaseValidation) as refused:
+            pb.request("POST", f"{ROUTE}/positions", json=body)
+        # Expect it refused, naming the field, and nothing written
+        assert refused.value.data["field"] == "position", bad
+        assert pb.get("queue", row)["position"] == 1
+    assert pb.bulk.positions({row: 1_000_000_000}) == 1
+
+
+def test_positions_are_written_only_to_rows_still_in_line(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    statuses = ["pending", "processing", "completed", "failed", "cancelled"]
+    rows = {
+        s: seed(pb, alice.id, status=s, position=0, meeting_id=str(n))
+        for n, s in enumerate(statuses)
+    }
+    # When the dispatcher writes a position to each (read before they moved on)
+    pb.bulk.positions({row: 5 for row in rows.values()})
+    # Expect only the pending row in line; a processing row takes 0 alone; the rest untouched
+    assert {s: pb.get("queue", r)["position"] for s, r in rows.items()} == {
+        "pending": 5,
+        "processing": 0,
+        "completed": 0,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    pb.update("queue", rows["processing"], {"position": 3})
+    pb.bulk.positions({rows["processing"]: 0})
+    assert pb.get("queue", rows["processing"])["position"] == 0
+
+
+def test_a_cancel_between_a_syncs_read_and_its_write_keeps_position_0(
+    pb: PocketBase, make_user: Callable[[str], UserSession]
+) -> None:
+    alice = make_user("alice")
+    rows = [seed(pb, alice.id, status="pending", position=n + 1) for n in range(16)]
+
+    def cancel(row: str) -> int:
+        answer = alice.call("PATCH", alice.records("queue", row), json={"status": "cancelled"})
+        return int(answer.json()["position"]) if answer.status_code == 200 else -1
+
+    # Given a sync that read the line (16 pending rows), then the user cancels half of them
+    read, _ = _rows(pb)
+    assert [cancel(r) for r in rows[:8]] == [0] * 8
+    # When the sync writes the positions it planned from what it read
+    pb.bulk.positions({r.id: 16 - r.position + 1 for r in read})
+    # Expect the cancelled rows still at 0, the others moved
+    positions = [pb.get("queue", r)["position"] for r in rows]
+    assert positions[:8] == [0] * 8 and positions[8:] == [8, 7, 6, 5, 4, 3, 2, 1]
+    # And the same with the race run for real: bursts of 16 simultaneous cancels while the
+    # dispatcher keeps writing positions
+    for burst in range(4):
+        line = [seed(pb, alice.id, status="pending", position=n + 1) for n in range(16)]
+        stop = threading.Event()
+
+        def syncs(line: list[str] = line, stop: threading.Event = stop) -> None:
+            turn = 0
+            while not stop.is_set():
+                turn += 1
+                pb.bulk.positions({row: (n + turn) % 16 + 1 for n, row in enumerate(line)})
+
+        writer = threading.Thread(target=syncs)
+        writer.start()
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(cancel, line))
+        stop.set()
+        writer.join()
+        assert answers == [0] * 16, burst
+        after = [pb.get("queue", r) for r in line]
+        assert [(r["status"], r["position"]) for r in after] == [("cancelled", 0)] * 16, burst
+
+
+def test_a_body_over_16_mib_is_read_whole_and_one_over_the_limit_is_a_413(
+    pb: PocketBase,
+) -> None:
+    # When 7,000 records of 3 kB (21 MB) come in one request, as after an outage
+    records = [log_record(msg="trace " + "x" * 3000) for _ in range(7000)]
+    body = json.dumps({"records": records}).encode()
+    assert len(body) > 20 << 20
+    answer = pb.request("POST", f"{ROUTE}/logs", json=RawJSON(body), idempotent=True)
+    # Expect them all written (the route read the body whole)
+    assert answer["written"] == 7000
+    # And a body over the route's limit refused as too large, not as malformed
+    huge = RawJSON(b'{"records": [' + b'"' + b"x" * (65 << 20) + b'"]}')
+    with pytest.raises(PocketBaseRequestError) as refused:
+        pb.request("POST", f"{ROUTE}/logs", json=huge, idempotent=True)
+    assert refused.value.status == 413
 
 
 def test_a_retried_log_batch_writes_each_record_once(pb: PocketBase) -> None:

@@ -21,12 +21,13 @@ from fathom2loom.errors import PocketBaseUnavailable
 from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.buffer import PROCESSING, LogBuffer
 from fathom2loom.logsink.context import bind, log_context
-from fathom2loom.logsink.flush import _write, flush_logs
+from fathom2loom.logsink.flush import BATCH_RECORDS, _write, flush_logs
 from fathom2loom.logsink.handler import CHECK_SECONDS, RedisLogHandler
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.redact import secret_scope
 from fathom2loom.settings import Settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, make_settings, start_pocketbase
+from tests.http_proxy import Proxy
 from tests.workers import ROOT
 
 FATHOM_KEY = "fathomKey_8f3a9c2e71d04b5a"
@@ -234,6 +235,122 @@ pb = PocketBase(f"http://127.0.0.1:{sys.argv[2]}", "a@b.test", "x" * 12, timeout
 pb._token = "never-checked"
 flush_logs(pb, LogBuffer(redis.Redis.from_url(sys.argv[1])), batch_size=400)
 """
+
+
+def big_records(count: int, size: int = 3000) -> list[dict[str, Any]]:
+    """Records like a traceback each, as an outage leaves behind."""
+    return [
+        {
+            "id": f"big{n:012d}",
+            "level": "error",
+            "msg": f"big {n}",
+            "ts": "2026-11-25 10:00:00.000Z",
+            "user_id": "",
+            "component": "transfer",
+            "metadata": {"traceback": "Traceback (most recent call last):\n" + "x" * size},
+        }
+        for n in range(count)
+    ]
+
+
+def flush_all(pb: PocketBase, buffer: LogBuffer, rounds: int = 20) -> int:
+    written = 0
+    for _ in range(rounds):
+        if not buffer.size():
+            return written
+        report = flush_logs(pb, buffer, batch_size=BATCH_RECORDS)
+        assert report is not None
+        written += report.written
+    raise AssertionError(f"the buffer still holds {buffer.size()} records")
+
+
+def test_a_backlog_of_large_records_goes_in_pieces_and_what_follows_arrives(
+    pb: PocketBase, redis_client: redis.Redis
+) -> None:
+    # Given 10,000 records of 3 kB waiting (30 MB: one take of the flusher), then one more
+    buffer = LogBuffer(redis_client)
+    records = big_records(10_000)
+    for start in range(0, len(records), 1000):
+        buffer.push(*records[start : start + 1000])
+    buffer.push({**records[0], "id": "after0000000000", "msg": "after the backlog"})
+    # When the flusher runs
+    written = flush_all(pb, buffer)
+    # Expect every record in `logs`, the one after the backlog too
+    assert written == 10_001
+    stored = {r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)}
+    assert len(stored) == 10_001 and "after the backlog" in stored
+
+
+def test_a_proxy_that_refuses_large_bodies_makes_the_flusher_halve(
+    pb: PocketBase, redis_client: redis.Redis
+) -> None:
+    # Given PocketBase behind a proxy that takes no body over 1 MiB (nginx's default is 1 MiB)
+    proxy = Proxy(pb.base_url).start()
+    proxy.max_body = 1 << 20
+    buffer = LogBuffer(redis_client)
+    buffer.push(*big_records(2000))
+    try:
+        with PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD) as behind:
+            # When the flusher sends its 4 MiB pieces through it
+            written = flush_all(behind, buffer)
+    finally:
+        proxy.stop()
+    # Expect the refused requests halved until they passed, and every record stored once
+    assert proxy.refused and written == 2000
+    assert len(list(pb.list_all("logs", fields="id", per_page=1000))) == 2000
+
+
+def test_a_record_too_large_for_any_request_is_kept_as_an_excerpt(
+    pb: PocketBase, redis_client: redis.Redis
+) -> None:
+    # Given PocketBase behind a proxy that takes no body over 64 kB, and a 150 kB record
+    proxy = Proxy(pb.base_url).start()
+    proxy.max_body = 64 << 10
+    buffer = LogBuffer(redis_client)
+    buffer.push(*big_records(3, size=150_000))
+    try:
+        with PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD) as behind:
+            flush_all(behind, buffer)
+    finally:
+        proxy.stop()
+    # Expect each stored as an error record that says why and keeps its start
+    stored = list(pb.list_all("logs", per_page=1000))
+    assert len(stored) == 3
+    assert all(r["msg"] == "PocketBase refused a log record (request: HTTP 413)" for r in stored)
+    assert all('"msg": "big' in r["metadata"]["refused"] for r in stored)
+
+
+def test_a_handler_whose_queue_overflowed_says_so(
+    pb: PocketBase, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    # Given a process whose Redis is away, with room for 100 records in memory
+    own = LocalRedis(tmp_path / "redis")
+    handler = RedisLogHandler(own.url, backlog=100)
+    logger = logging.getLogger("tasks.overflow")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        # When it logs 150 records, then Redis comes up
+        for n in range(150):
+            logger.info("queued %d", n)
+        own.start()
+        client = redis.Redis.from_url(own.url)
+        deadline = time.monotonic() + 10
+        while client.llen("f2l:logs:low") + client.llen("f2l:logs:high") < 101:
+            assert time.monotonic() < deadline, "the handler did not push"
+            time.sleep(0.1)
+        drain(pb, client)
+        client.close()
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+        own.stop()
+    # Expect the 100 newest records, and a warning that 50 were dropped
+    stored = {r["msg"]: r for r in pb.list_all("logs", per_page=1000)}
+    assert {f"queued {n}" for n in range(50, 150)} <= set(stored)
+    notice = [r for m, r in stored.items() if m.startswith("log handler queue full")]
+    assert len(notice) == 1 and notice[0]["level"] == "warn", sorted(stored)[:3]
+    assert notice[0]["metadata"]["dropped"] == 50
 
 
 def test_the_ceiling_drops_the_oldest_low_severity_records_and_says_so(

@@ -147,7 +147,12 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     # Given a migrated server
     migrations = fresh.migrations_dir
     fresh.stop()
+    # When the canonical-ids migration is reverted, the schema stays (it changed data only)
+    fresh.migrate("down", "1")
+    assert_schema(restart(fresh, None))
     # When the own-meetings migration is reverted, auto_move and user_meta lose just its fields
+    fresh.stop()
+    fresh.migrations_dir = migrations
     fresh.migrate("down", "1")
     reverted = restart(fresh, None)
     auto_move_fields = {f["name"] for f in reverted["auto_move"]["fields"]}
@@ -241,3 +246,61 @@ def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
     # untouched
     assert statuses == ["cancelled", "processing", "cancelled", "completed"]
     assert cancelled == "Cancelled: another transfer of this meeting was already queued"
+
+
+def test_the_canonical_ids_migration_leaves_one_spelling_per_recording(tmp_path: Path) -> None:
+    # Given a server before it, without the hooks (which now refuse such ids at the door),
+    # holding rows written before meeting ids were checked
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for path in sorted(MIGRATIONS.glob("*.js")):
+        if path.name < "1730000006":
+            (migrations / path.name).write_text(path.read_text())
+    server = start_pocketbase(tmp_path / "server", migrations_dir=migrations, hooks=False)
+    given = [
+        ("1004", "pending"),
+        ("01004", "pending"),
+        ("001004", "processing"),
+        ("0007", "completed"),
+        ("١٠٠٤", "pending"),  # Arabic-Indic digits
+        ("²", "processing"),
+        ("000", "pending"),
+        ("abc", "completed"),
+    ]
+    try:
+        with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+            user = pb.create(
+                "users", {"email": "c@u.test", "password": "p" * 12, "passwordConfirm": "p" * 12}
+            )
+            rows = [
+                pb.create("queue", {"user_id": user["id"], "meeting_id": m, "status": s})["id"]
+                for m, s in given
+            ]
+        # When the migration is applied
+        server.stop()
+        for path in sorted(MIGRATIONS.glob("*.js")):
+            (migrations / path.name).write_text(path.read_text())
+        server.migrate("up")
+        server.start()
+        with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
+            after = [pb.get("queue", r) for r in rows]
+    finally:
+        server.stop()
+    # Expect every digit id spelled canonically, the other active spellings of 1004 cancelled,
+    # the active rows that hold no recording id failed with what to do, the ended rows kept
+    assert [(r["meeting_id"], r["status"]) for r in after] == [
+        ("1004", "pending"),
+        ("1004", "cancelled"),
+        ("1004", "cancelled"),
+        ("7", "completed"),
+        ("١٠٠٤", "failed"),
+        ("²", "failed"),
+        ("0", "pending"),
+        ("abc", "completed"),
+    ]
+    assert "two spellings" in after[1]["error_message"]
+    assert after[4]["error_message"] == (
+        "This row's meeting id '١٠٠٤' is not a Fathom recording id (1 to 18 digits 0-9): queue"
+        " the meeting again by its id"
+    )
+    assert after[7]["error_message"] == ""

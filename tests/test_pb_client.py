@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -13,6 +13,7 @@ import pytest
 from fathom2loom.errors import (
     PocketBaseBatchFailed,
     PocketBaseForbidden,
+    PocketBaseGarbled,
     PocketBaseNotFound,
     PocketBaseRequestError,
     PocketBaseUnavailable,
@@ -22,6 +23,7 @@ from fathom2loom.local_servers import LocalPocketBase, free_port
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import FilterTooLong, pb_filter
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession
+from tests.http_proxy import GARBLES, Proxy
 
 MakeUser = Callable[[str], UserSession]
 NOW = "2026-11-25 10:00:00.000Z"
@@ -85,9 +87,9 @@ def test_filter_values_are_quoted_not_concatenated(
     pb: PocketBase, make_user: MakeUser, value: str
 ) -> None:
     owner = make_user("quoter")
-    wanted = pb.create("queue", {"user_id": owner.id, "meeting_id": value, "status": "pending"})
-    pb.create("queue", {"user_id": owner.id, "meeting_id": "other", "status": "pending"})
-    found = list(pb.list_all("queue", filter=pb_filter("meeting_id = {:m}", m=value)))
+    wanted = pb.create("logs", {"user_id": owner.id, "msg": value, "level": "info", "ts": NOW})
+    pb.create("logs", {"user_id": owner.id, "msg": "other", "level": "info", "ts": NOW})
+    found = list(pb.list_all("logs", filter=pb_filter("msg = {:m}", m=value)))
     assert [r["id"] for r in found] == [wanted["id"]]
 
 
@@ -130,7 +132,10 @@ def test_batch_of_several_hundred_writes(pb: PocketBase, make_user: MakeUser) ->
     pb.batch([BatchOp("PATCH", "queue", id=i, body={"position": n + 1}) for n, i in enumerate(ids)])
     upserts = [
         BatchOp(
-            "PUT", "queue", id=f"upsert{n:09d}", body={"user_id": owner.id, "meeting_id": f"u{n}"}
+            "PUT",
+            "queue",
+            id=f"upsert{n:09d}",
+            body={"user_id": owner.id, "meeting_id": str(10_000 + n)},
         )
         for n in range(300)
     ]
@@ -141,7 +146,7 @@ def test_batch_of_several_hundred_writes(pb: PocketBase, make_user: MakeUser) ->
     pb.batch(upserts)
     rows = list(pb.list_all("queue", per_page=1000))
     assert len(rows) == 750
-    assert sorted(r["position"] for r in rows if r["meeting_id"][0] != "u") == list(range(1, 451))
+    assert sorted(r["position"] for r in rows if r["id"][:6] != "upsert") == list(range(1, 451))
 
 
 def test_a_failing_batch_names_its_request_and_rolls_back(
@@ -202,3 +207,51 @@ def test_connection_faults_are_retried_until_the_server_is_back(tmp_path: Path) 
     finally:
         starter.join()
         server.stop()
+
+
+@pytest.fixture
+def proxy(pb: PocketBase) -> Iterator[Proxy]:
+    running = Proxy(pb.base_url).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("garble", sorted(GARBLES))
+def test_a_garbled_success_is_an_error_of_the_tree(
+    pb: PocketBase, make_user: MakeUser, proxy: Proxy, garble: str
+) -> None:
+    # Given PocketBase behind a proxy, a user with a row, and a client already logged in
+    owner = make_user("garbled")
+    row = pb.create("queue", {"user_id": owner.id, "meeting_id": "7", "status": "pending"})
+    client = PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD, retry_attempts=1)
+    calls: dict[str, Callable[[], object]] = {
+        "get": lambda: client.get("queue", row["id"]),
+        "create": lambda: client.create("logs", {"level": "info", "msg": "m", "ts": NOW}),
+        "update": lambda: client.update("queue", row["id"], {"position": 3}),
+        "page": lambda: client.page("queue"),
+        "list_all": lambda: list(client.list_all("queue")),
+        "walk": lambda: list(client.walk("queue")),
+        "first": lambda: client.first("queue", filter="id != ''"),
+        "batch": lambda: client.batch([BatchOp("PATCH", "queue", id=row["id"], body={})]),
+        "active_rows": lambda: client.bulk.active_rows(),
+        "collections": lambda: client.collections(),
+        "settings": lambda: client.get_settings(),
+    }
+    try:
+        client.authenticate()
+        # When every answer that comes back with 200 is garbled on the way
+        proxy.garble = garble
+        for name, call in calls.items():
+            # Expect each call to raise the tree's transient error, never a KeyError or TypeError
+            with pytest.raises(PocketBaseGarbled) as raised:
+                call()
+                pytest.fail(f"{name} took a garbled answer ({garble})")
+            assert isinstance(raised.value, PocketBaseUnavailable), name
+            assert "PocketBase answered" in str(raised.value), name
+        # And a login answered with garbage to be one too
+        with pytest.raises(PocketBaseGarbled):
+            client.authenticate(force=True)
+    finally:
+        client.close()

@@ -112,7 +112,9 @@ def test_a_meeting_moves_from_fathom_to_loom(
         ("render_failed", "Fathom could not prepare the video (generation failed)"),
         ("loom_401", "Loom rejected the API key (401): update your Loom key"),
         ("no_loom_key", "No Loom API key is stored: add your Loom key, then retry"),
-        ("bad_meeting_id", "meeting_id 'weekly sync' is not a Fathom recording id"),
+        ("bad_meeting_id", "meeting id 'weekly sync' is not a Fathom recording id"),
+        ("superscript_meeting_id", "meeting id '²' is not a Fathom recording id"),
+        ("arabic_indic_meeting_id", "meeting id '١٠٠٤' is not a Fathom recording id"),
     ],
 )
 def test_permanent_faults_fail_the_row_at_once(
@@ -124,8 +126,9 @@ def test_permanent_faults_fail_the_row_at_once(
     message: str,
 ) -> None:
     meeting: str | int = {"fathom_404": 7103, "fathom_422": 7104}.get(setup, 7100)
-    if setup == "bad_meeting_id":
-        meeting = "weekly sync"
+    if setup.endswith("meeting_id"):  # Rows written before ids were checked at the door
+        meeting = {"bad": "weekly sync", "superscript": "²"}.get(setup.split("_")[0], "١٠٠٤")
+        fathom.add_meeting(FATHOM_KEY, 1004, size=1000)  # What int("١٠٠٤") would have moved
     if setup == "fathom_401":
         fathom.set_fault(f"key:{FATHOM_KEY}", status=401)
     elif setup in ("fathom_403", "fathom_422"):

@@ -9,6 +9,7 @@ active rows, and the loser leaves it alone too.
 from __future__ import annotations
 
 from fathom2loom.errors import PocketBaseValidation
+from fathom2loom.meeting_ids import canonical_meeting_id
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
@@ -20,7 +21,7 @@ __all__ = ["enqueue_new_meeting"]
 
 def enqueue_new_meeting(pb: PocketBase, user_id: str, meeting: Meeting) -> str | None:
     """Queue the meeting unless it has a row already; the new row's id, or None."""
-    meeting_id = str(meeting.recording_id)
+    meeting_id = canonical_meeting_id(meeting.recording_id)
     where = pb_filter("user_id = {:u} && meeting_id = {:m}", u=user_id, m=meeting_id)
     if pb.first(COLLECTION, filter=where) is not None:
         return None

@@ -12,18 +12,22 @@ this order, so that nothing unverified costs more than a lookup:
 4. the body must be a Meeting as Fathom's spec has it (else 400);
 5. the meeting is queued unless it ever was (`enqueue`): 201 with the row, or 200.
 
-Every refusal is logged (component `webhooks`) and creates nothing. When PocketBase or Redis is
-away the answer is a 503 and the `webhook-id` is forgotten again, so the sender's retry gets
-through; the catch-up poll is the net under both.
+Refusals create nothing, and cost little (`auto_move.refusals`): they are counted, the first of
+each kind in a window is logged (component `webhooks`) and the rest summed up in one line, and a
+source refused WEBHOOK_REFUSALS_PER_MINUTE times in a minute gets a 429 before any lookup. When
+PocketBase or Redis is away the answer is a 503 and the `webhook-id` is forgotten again, so the
+sender's retry gets through; the catch-up poll is the net under both.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -37,6 +41,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from fathom2loom.auto_move.enqueue import enqueue_new_meeting
+from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
 from fathom2loom.errors import PocketBaseError, UndecryptableKey
 from fathom2loom.keybox import KeyBox
@@ -58,16 +63,20 @@ Answer = tuple[int, dict[str, Any]]
 
 
 class Receiver:
-    def __init__(self, store: AutoMoveStore, client: redis.Redis) -> None:
+    def __init__(self, store: AutoMoveStore, client: redis.Redis, guard: RefusalGuard) -> None:
         self.store = store
         self.redis = client
+        self.guard = guard
 
-    def handle(self, user_id: str, headers: Mapping[str, str], body: bytes) -> Answer:
+    def handle(
+        self, user_id: str, headers: Mapping[str, str], body: bytes, source: str = "unknown"
+    ) -> Answer:
         """One delivery: its HTTP status and JSON answer. Never raises."""
         message_id = headers.get("webhook-id", "")
         try:
-            return self._handle(user_id, headers, body, message_id)
+            answer = self._handle(user_id, headers, body, message_id)
         except (PocketBaseError, redis.RedisError) as exc:
+            self.guard.release(source)  # Our outage, not the sender's fault.
             self._forget(user_id, message_id)
             log.warning(
                 "webhook for user %s not taken (%s): the sender will retry",
@@ -77,13 +86,24 @@ class Receiver:
             )
             return 503, {"message": "temporarily unavailable: retry later"}
         except Exception:  # A bug must not cost the delivery: the sender's retry may get through.
+            self.guard.release(source)
             self._forget(user_id, message_id)
             log.exception("webhook for user %s failed unexpectedly", user_id, extra=_about(user_id))
             return 503, {"message": "temporarily unavailable: retry later"}
+        if isinstance(answer, _Refusal):
+            self.refuse(source, answer, user_id, message_id)
+            return answer.status, {"message": answer.why}
+        self.guard.release(source)
+        return answer
+
+    def refuse(self, source: str, refusal: _Refusal, user_id: str, message_id: str) -> None:
+        self.guard.refused(
+            source, refusal.status, refusal.kind, refusal.why, _context(user_id, message_id)
+        )
 
     def _handle(
         self, user_id: str, headers: Mapping[str, str], body: bytes, message_id: str
-    ) -> Answer:
+    ) -> Answer | _Refusal:
         row = self.store.row(user_id) if _USER_ID.match(user_id) else None
         try:
             secret = self.store.secret(row) if row else None
@@ -96,22 +116,22 @@ class Receiver:
             )
             return 503, {"message": "temporarily unavailable: retry later"}
         if row is None or secret is None:
-            return _refuse(404, "no webhook is registered for this user", user_id, message_id)
+            return _Refusal(404, "unknown user", "no webhook is registered for this user")
         try:
             Verifier(secret).verify(body, dict(headers), json_parse=False)
         except WebhookVerificationError as exc:
             if "timestamp" in str(exc):
-                return _refuse(400, f"stale delivery ({exc})", user_id, message_id)
-            return _refuse(401, f"bad signature ({exc})", user_id, message_id)
+                return _Refusal(400, "stale", f"stale delivery ({exc})")
+            return _Refusal(401, "bad signature", f"bad signature ({exc})")
         except ValueError:
-            return _refuse(401, "bad signature (malformed header)", user_id, message_id)
+            return _Refusal(401, "bad signature", "bad signature (malformed header)")
         seen = f"f2l:webhooks:seen:{user_id}:{message_id}"
         if not self.redis.set(seen, 1, nx=True, ex=SEEN_SECONDS):
-            return _refuse(409, "this webhook-id was received already", user_id, message_id)
+            return _Refusal(409, "replay", "this webhook-id was received already")
         try:
             meeting = Meeting.model_validate(json.loads(body))
         except (ValueError, ValidationError):
-            return _refuse(400, "the body is not a Fathom meeting", user_id, message_id)
+            return _Refusal(400, "not a meeting", "the body is not a Fathom meeting")
         user = self.store.is_on(user_id)
         if user is None:
             log.info(
@@ -166,31 +186,59 @@ def _context(claimed_user: str, message_id: str) -> dict[str, Any]:
     }
 
 
-def _refuse(status: int, why: str, user_id: str, message_id: str) -> Answer:
-    log.warning("webhook refused (%d): %s", status, why, extra=_context(user_id, message_id))
-    return status, {"message": why}
+@dataclass(frozen=True)
+class _Refusal:
+    status: int
+    kind: str  # what the counts and samples group by
+    why: str  # the answer's message, and the sample's
 
 
 def create_app(receiver: Receiver) -> Starlette:
     async def fathom(request: Request) -> JSONResponse:
+        user_id = request.path_params["user_id"]
+        source = request.client.host if request.client else "unknown"
+        message_id = request.headers.get("webhook-id", "")
+        wait = receiver.guard.admit(source)
+        if wait is not None:  # Before anything is read or looked up.
+            why = f"too many refused deliveries from {source}: retry in {wait:.0f} s"
+            receiver.refuse(source, _Refusal(429, "rate limited", why), user_id, message_id)
+            return JSONResponse(
+                {"message": why}, status_code=429, headers={"Retry-After": f"{wait:.0f}"}
+            )
         body = bytearray()
         async for piece in request.stream():
             body += piece
             if len(body) > MAX_BODY_BYTES:
-                return JSONResponse({"message": "body too large"}, status_code=413)
+                too_large = _Refusal(413, "too large", "body too large")
+                receiver.refuse(source, too_large, user_id, message_id)
+                return JSONResponse({"message": too_large.why}, status_code=413)
         status, answer = await run_in_threadpool(
-            receiver.handle, request.path_params["user_id"], request.headers, bytes(body)
+            receiver.handle, user_id, request.headers, bytes(body), source
         )
         return JSONResponse(answer, status_code=status)
 
     async def health(_: Request) -> JSONResponse:
         return JSONResponse({"ok": True})
 
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async def report_refusals() -> None:  # A flood's summary, also once it has stopped.
+            while True:
+                await asyncio.sleep(min(receiver.guard.report_seconds, 5.0))
+                receiver.guard.report()
+
+        task = asyncio.create_task(report_refusals())
+        try:
+            yield
+        finally:
+            task.cancel()
+
     return Starlette(
         routes=[
             Route("/fathom/{user_id}", fathom, methods=["POST"]),
             Route("/health", health, methods=["GET"]),
-        ]
+        ],
+        lifespan=lifespan,
     )
 
 
@@ -207,7 +255,11 @@ def serve(settings: Settings) -> None:
     quiet_libraries()
     pb = PocketBase.from_settings(settings)
     box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
-    receiver = Receiver(AutoMoveStore(pb, box), redis_client(settings.redis_url))
+    guard = RefusalGuard(
+        settings.webhook_refusals_per_minute,
+        report_seconds=settings.webhook_refusal_report_seconds,
+    )
+    receiver = Receiver(AutoMoveStore(pb, box), redis_client(settings.redis_url), guard)
     log.info(
         "webhook receiver listening on %s:%d",
         settings.webhook_listen_host,
@@ -220,5 +272,6 @@ def serve(settings: Settings) -> None:
         access_log=False,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=settings.webhook_trusted_proxies,
         timeout_graceful_shutdown=10,
     )

@@ -12,7 +12,6 @@ no. One user's trouble never stops the others.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -51,11 +50,6 @@ class ReconcileReport:
 def destination_url(settings: Settings, user_id: str) -> str | None:
     base = settings.webhook_public_url
     return f"{base.rstrip('/')}/fathom/{user_id}" if base else None
-
-
-def _registered_for(api_key: str, url: str) -> str:
-    """Which key and URL a webhook was made for (a one-way fingerprint: a change means redo)."""
-    return hashlib.sha256(f"fathom2loom webhook\0{api_key}\0{url}".encode()).hexdigest()[:32]
 
 
 def _every(seconds: float) -> str:
@@ -132,10 +126,13 @@ def _reconcile(
                 " webhook: this deployment has no public URL for Fathom to call)",
             )
             return 0
-        wanted = _registered_for(key, url)
-        if row.get("webhook_id") and row.get("registered_for") == wanted:
+        # A one-way fingerprint of the key and URL the webhook was made for: a change means redo.
+        wanted, *same = store.registered_for(key, url)
+        if row.get("webhook_id") and row.get("registered_for") in (wanted, *same):
+            changes = {"registered_for": wanted}
             if not str(row.get("status") or "").startswith("On:"):  # Was waiting for a key.
-                store.update(row, status=_on(poll, None))
+                changes["status"] = _on(poll, None)
+            store.update(row, **changes)  # Writes only what changed.
             return 0
         _forget(store, fathom, row)
         webhook = fathom.create_webhook(url)

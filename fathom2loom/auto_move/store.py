@@ -4,6 +4,7 @@ the user reads)."""
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -117,6 +118,14 @@ class AutoMoveStore:
 
     def remove(self, row: Record) -> None:
         self.pb.delete(COLLECTION, row["id"])
+
+    def registered_for(self, api_key: str, url: str) -> list[str]:
+        """Which key and URL a webhook was made for, as stored in `registered_for`: the HMAC
+        under the current key first; then those under previous keys and the plain hash of
+        releases before it, which still mean "the same" (rewritten, not registered again)."""
+        made = self._box.fingerprints("webhook", api_key, url, length=32)
+        legacy = hashlib.sha256(f"fathom2loom webhook\0{api_key}\0{url}".encode())
+        return [*made, legacy.hexdigest()[:32]]
 
     def seal(self, user_id: str, secret: str) -> str:
         return self._box.encrypt(secret, user_id=user_id, field=SECRET_FIELD)

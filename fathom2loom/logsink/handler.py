@@ -24,7 +24,7 @@ from collections import deque
 import redis
 
 from fathom2loom.logsink.buffer import LogBuffer, encode
-from fathom2loom.logsink.records import Captured, capture, to_row
+from fathom2loom.logsink.records import Captured, capture, notice, to_row
 
 __all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink", "quiet_libraries"]
 
@@ -55,6 +55,7 @@ class RedisLogHandler(logging.Handler):
         self._url = redis_url
         self._max_records = max_records
         self._queue: deque[Captured] = deque(maxlen=backlog)
+        self._dropped = 0  # records the full queue pushed out since the last notice
         # (sequence number, encoded row) of pushed rows PocketBase may not have yet.
         self._retained: deque[tuple[int, tuple[str, str]]] = deque(maxlen=backlog)
         self._epoch: str | None = None
@@ -70,6 +71,7 @@ class RedisLogHandler(logging.Handler):
         if self._pid != os.getpid():
             self._pid = os.getpid()
             self._queue.clear()  # What the parent queued is the parent's to push.
+            self._dropped = 0
             self._retained.clear()
             self._epoch = None
             client = redis.Redis.from_url(self._url, socket_timeout=2, socket_connect_timeout=2)
@@ -83,6 +85,8 @@ class RedisLogHandler(logging.Handler):
         try:
             if self._pid != os.getpid():
                 self._for_this_process()
+            if len(self._queue) == self._queue.maxlen:
+                self._dropped += 1  # The append below pushes the oldest out: said in a record.
             self._queue.append(capture(record))
             if not self._wake.is_set():
                 self._wake.set()
@@ -128,12 +132,19 @@ class RedisLogHandler(logging.Handler):
     def _push_queued(self) -> bool:
         """Push everything queued; False if Redis refused (the rows stay queued)."""
         with self._push_lock:
-            while self._queue:
+            while self._queue or self._dropped:
                 taken = [self._queue.popleft() for _ in range(min(PUSH_BATCH, len(self._queue)))]
+                rows = [encode(to_row(item)) for item in taken]
+                dropped, self._dropped = self._dropped, 0
+                if dropped:
+                    rows.append(encode(_dropped_notice(dropped)))
                 try:
-                    self._send([encode(to_row(item)) for item in taken])
+                    self._send(rows)
                 except redis.RedisError:
+                    # Back in front; records logged meanwhile may overflow it (newest go then).
+                    overflow = len(self._queue) + len(taken) - (self._queue.maxlen or 0)
                     self._queue.extendleft(reversed(taken))
+                    self._dropped += dropped + max(0, overflow)
                     return False
         return True
 
@@ -164,6 +175,15 @@ class RedisLogHandler(logging.Handler):
         self._stopped.set()
         self._wake.set()
         super().close()
+
+
+def _dropped_notice(dropped: int) -> dict[str, object]:
+    return notice(
+        "warn",
+        f"log handler queue full (Redis away): dropped {dropped} oldest records of process"
+        f" {os.getpid()}",
+        {"dropped": dropped, "pid": os.getpid()},
+    )
 
 
 def quiet_libraries() -> None:

@@ -14,9 +14,10 @@ import traceback
 from typing import Any, NamedTuple
 
 from fathom2loom.logsink.context import current
+from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.redact import redact, redact_value, secrets_in_scope
 
-__all__ = ["Captured", "capture", "component_of", "level_of", "new_id", "to_row"]
+__all__ = ["Captured", "capture", "component_of", "level_of", "new_id", "notice", "to_row"]
 
 _LEVELS: tuple[tuple[int, str], ...] = (
     (logging.CRITICAL, "fatal"),
@@ -114,4 +115,19 @@ def to_row(captured: Captured | logging.LogRecord) -> dict[str, Any]:
         "user_id": str(user_id) if user_id else "",
         "component": component_of(record)[:100],
         "metadata": redact_value(metadata, scope=scope),
+    }
+
+
+def notice(
+    level: str, msg: str, metadata: dict[str, Any], *, record_id: str | None = None
+) -> dict[str, Any]:
+    """A `logs` row the sink writes about itself (records dropped, refused)."""
+    return {
+        "id": record_id or new_id(),
+        "level": level,
+        "msg": msg,
+        "ts": now_iso(),
+        "user_id": "",
+        "component": "logging_sink",
+        "metadata": metadata,
     }

@@ -10,7 +10,8 @@ from typing import Any
 
 import httpx
 
-from fathom2loom.errors import PocketBaseUnavailable
+from fathom2loom.errors import PocketBaseGarbled, PocketBaseUnavailable
+from fathom2loom.pocketbase import answers
 
 __all__ = ["AdminEndpoints"]
 
@@ -57,8 +58,9 @@ class AdminEndpoints:
             body = self.request(
                 "GET", "/api/collections", params={"page": page, "perPage": 200, "skipTotal": 1}
             )
-            found += body["items"]
-            if len(body["items"]) < 200:
+            listed = answers.items(body, "GET /api/collections")
+            found += listed
+            if len(listed) < 200:
                 return found
             page += 1
 
@@ -70,9 +72,15 @@ class AdminEndpoints:
         )
 
     def get_settings(self) -> Record:
-        result: Record = self.request("GET", "/api/settings")
-        return result
+        return _settings(self.request("GET", "/api/settings"), "GET /api/settings")
 
     def update_settings(self, changes: dict[str, Any]) -> Record:
-        result: Record = self.request("PATCH", "/api/settings", json=changes)
-        return result
+        answer = self.request("PATCH", "/api/settings", json=changes)
+        return _settings(answer, "PATCH /api/settings")
+
+
+def _settings(body: Any, call: str) -> Record:
+    """PocketBase's settings: an object with (at least) the `batch` object bootstrap reads."""
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), dict):
+        raise PocketBaseGarbled(call, "the settings object")
+    return body

@@ -11,18 +11,23 @@ the public APIs, with one warning.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from fathom2loom.errors import PocketBaseBatchFailed, PocketBaseNotFound, PocketBaseValidation
+from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, RawJSON, Record
 
 __all__ = ["BulkRefused", "BulkRoutes"]
 
 log = logging.getLogger(__name__)
 ROUTE = "/api/fathom2loom/bulk"
-CHUNK = 20_000  # records per request: well below the route's body limit
+CHUNK = 20_000  # records per request
+# Bytes per request of log records: well below the routes' body limit (pb_hooks/bulk.pb.js), and
+# below what a proxy in front of PocketBase is likely to take (a refusal halves the batch).
+CHUNK_BYTES = 4 << 20
 
 
 class BulkRefused(PocketBaseValidation):
@@ -61,8 +66,7 @@ class BulkRoutes:
         except PocketBaseNotFound:
             self._missing("queue reads")
             return None
-        items: list[Record] = body["items"]
-        return items
+        return answers.items(body, f"GET {ROUTE}/active")
 
     def _post(self, kind: str, body: dict[str, Any] | RawJSON, offset: int) -> bool:
         """True when the route took it; False when there is no route (use the fallback)."""
@@ -92,23 +96,24 @@ class BulkRoutes:
         return len(pairs)
 
     def logs_json(self, records: Sequence[bytes]) -> bool:
-        """Log records that are JSON text already, sent as they are (no decoding, no encoding).
+        """Log records that are JSON text already, sent as they are (no decoding, no encoding),
+        at most `CHUNK` records and `CHUNK_BYTES` per request.
 
         False when there is no route: decode them and use `logs` (the batch API).
         """
-        for start in range(0, len(records), CHUNK):
-            body = RawJSON(b'{"records":[' + b",".join(records[start : start + CHUNK]) + b"]}")
+        start = 0
+        for end in _byte_chunks(records, CHUNK_BYTES):
+            body = RawJSON(b'{"records":[' + b",".join(records[start:end]) + b"]}")
             if not self._post("logs", body, start):
                 return False
+            start = end
         return True
 
     def logs(self, records: Sequence[dict[str, Any]]) -> None:
         """Insert log records by their own ids; a record already there is left as it is."""
-        for start in range(0, len(records), CHUNK):
-            chunk = list(records[start : start + CHUNK])
-            if not self._post("logs", {"records": chunk}, start):
-                self._batch_logs(list(records[start:]))
-                return
+        encoded = [json.dumps(r, separators=(",", ":"), default=str).encode() for r in records]
+        if not self.logs_json(encoded):
+            self._batch_logs(list(records))
 
     # -- the batch API, for a PocketBase without the hooks --------------------------------------
 
@@ -143,3 +148,19 @@ class BulkRoutes:
                     raise
                 field = next(iter(exc.field_errors), "record")
                 raise BulkRefused(exc.index, field, exc.cause) from None
+
+
+def _byte_chunks(records: Sequence[bytes], max_bytes: int) -> list[int]:
+    """The ends of consecutive slices of `records`, each within `CHUNK` records and
+    `max_bytes` (a record larger than that alone in its slice)."""
+    ends: list[int] = []
+    size = count = 0
+    for index, record in enumerate(records):
+        if count and (size + len(record) + 1 > max_bytes or count == CHUNK):
+            ends.append(index)
+            size = count = 0
+        size += len(record) + 1
+        count += 1
+    if count:
+        ends.append(len(records))
+    return ends

@@ -24,11 +24,13 @@ import httpx
 from fathom2loom.errors import (
     PocketBaseBatchFailed,
     PocketBaseForbidden,
+    PocketBaseGarbled,
     PocketBaseNotFound,
     PocketBaseRequestError,
     PocketBaseUnavailable,
     PocketBaseValidation,
 )
+from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.admin import AdminEndpoints
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.retry import backoff_delay
@@ -158,7 +160,7 @@ class PocketBase(AdminEndpoints):
             # The token may have expired or been revoked: log in again once and repeat.
             self.authenticate(force=True)
             response = self._send(method, path, json, params, auth, idempotent)
-        return _decode(response)
+        return _decode(response, f"{method} {path}")
 
     def _send(
         self,
@@ -223,7 +225,7 @@ class PocketBase(AdminEndpoints):
                     f"superuser login as {self._email} refused: check PB_ADMIN_EMAIL and"
                     " PB_ADMIN_PASSWORD",
                 ) from None
-            self._token = str(body["token"])
+            self._token = answers.field(body, "token", str, "the superuser login")
 
     # -- records ----------------------------------------------------------------------------
 
@@ -232,19 +234,18 @@ class PocketBase(AdminEndpoints):
         return f"{path}/{urlquote(record_id)}" if record_id else path
 
     def get(self, collection: str, record_id: str) -> Record:
-        result: Record = self.request("GET", self._records(collection, record_id))
-        return result
+        path = self._records(collection, record_id)
+        return answers.record(self.request("GET", path), f"GET {path}")
 
     def create(self, collection: str, data: dict[str, Any]) -> Record:
         # A create that carries its own id cannot be applied twice: retrying it is harmless.
-        result: Record = self.request(
-            "POST", self._records(collection), json=data, idempotent="id" in data
-        )
-        return result
+        path = self._records(collection)
+        body = self.request("POST", path, json=data, idempotent="id" in data)
+        return answers.record(body, f"POST {path}")
 
     def update(self, collection: str, record_id: str, data: dict[str, Any]) -> Record:
-        result: Record = self.request("PATCH", self._records(collection, record_id), json=data)
-        return result
+        path = self._records(collection, record_id)
+        return answers.record(self.request("PATCH", path, json=data), f"PATCH {path}")
 
     def delete(self, collection: str, record_id: str) -> None:
         self.request("DELETE", self._records(collection, record_id))
@@ -265,9 +266,8 @@ class PocketBase(AdminEndpoints):
         for key, value in (("filter", filter), ("sort", sort), ("fields", fields)):
             if value:
                 params[key] = value
-        body = self.request("GET", self._records(collection), params=params)
-        items: list[Record] = body["items"]
-        return items
+        path = self._records(collection)
+        return answers.items(self.request("GET", path, params=params), f"GET {path}")
 
     def list_all(
         self,
@@ -359,17 +359,25 @@ class PocketBase(AdminEndpoints):
                 raise PocketBaseBatchFailed(
                     exc.status, exc.message, exc.data, index, exc.cause
                 ) from None
+            if (
+                not isinstance(body, list)
+                or len(body) != len(chunk)
+                or not all(isinstance(i, dict) for i in body)
+            ):
+                raise PocketBaseGarbled("POST /api/batch", "a list of results")
             results.extend(item.get("body") for item in body)
         return results
 
 
-def _decode(response: httpx.Response) -> Any:
+def _decode(response: httpx.Response, call: str) -> Any:
     """Return the JSON body of a success, or raise the typed error for a failure."""
     if response.status_code == 204:
         return None
     try:
         body = response.json()
     except ValueError:
+        if response.is_success:
+            raise PocketBaseGarbled(call, "JSON") from None
         body = {"message": response.text[:500]}
     if response.is_success:
         return body
@@ -393,7 +401,7 @@ def _decode(response: httpx.Response) -> Any:
 def _batch_error(status: int, message: str, data: dict[str, Any]) -> PocketBaseBatchFailed:
     requests: dict[str, Any] = data["requests"]
     key = next(iter(requests), None)
-    index = int(key) if key is not None and str(key).isdigit() else None
+    index = int(key) if key is not None and str(key).isascii() and str(key).isdigit() else None
     detail = requests.get(key, {}) if key is not None else {}
     inner = detail.get("response", {}) if isinstance(detail, dict) else {}
     cause = str(inner.get("message") or detail.get("message") or message)

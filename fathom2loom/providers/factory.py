@@ -13,10 +13,11 @@ import httpx
 import redis
 
 from fathom2loom.errors import ProviderRejected
+from fathom2loom.keybox import fingerprint_secret
 from fathom2loom.providers.fathom import FathomClient, FathomLimits
 from fathom2loom.providers.http import RetryPolicy
 from fathom2loom.providers.loom import LoomClient
-from fathom2loom.providers.ratelimit import RateLimiter
+from fathom2loom.providers.ratelimit import RateLimiter, key_identity
 from fathom2loom.settings import Settings
 
 __all__ = ["Providers"]
@@ -29,6 +30,7 @@ class Providers:
     storage_http: httpx.Client
     limiter: RateLimiter
     policy: RetryPolicy
+    _identity_secret: bytes | None = None
 
     @classmethod
     def from_settings(
@@ -52,6 +54,13 @@ class Providers:
             ),
         )
 
+    def identity(self, api_key: str) -> str:
+        """The key's name in the shared rate budgets: an HMAC under a secret derived from
+        PB_ENCRYPTION_KEY (every process that holds users' keys has it)."""
+        if self._identity_secret is None:
+            self._identity_secret = fingerprint_secret(self.settings.encryption_key)
+        return key_identity(api_key, self._identity_secret)
+
     def fathom(self, api_key: str, *, background: bool = False) -> FathomClient:
         """The user's Fathom client. `background` work (the auto-move poll) shares the user's
         rate budget with transfers but stops short of its last AUTO_MOVE_RESERVED_CALLS calls,
@@ -73,6 +82,7 @@ class Providers:
             policy=replace(self.policy, max_sleep=0.0) if background else self.policy,
             poll_initial=s.fathom_poll_initial_seconds,
             poll_max=s.fathom_poll_max_seconds,
+            identity=self.identity(api_key),
         )
 
     def loom(self, api_key: str) -> LoomClient:
@@ -89,6 +99,7 @@ class Providers:
             auth_scheme=s.loom_auth_scheme,
             policy=self.policy,
             chunk_bytes=s.loom_chunk_bytes,
+            identity=self.identity(api_key),
         )
 
     def close(self) -> None:

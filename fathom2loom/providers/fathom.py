@@ -91,7 +91,7 @@ class Meeting(BaseModel):
 
     title: str
     meeting_title: str | None
-    recording_id: int
+    recording_id: int = Field(ge=0, lt=10**18)  # stored as text: fathom2loom.meeting_ids
     url: str
     share_url: str
     created_at: datetime
@@ -168,9 +168,10 @@ class FathomClient:
         policy: RetryPolicy | None = None,
         poll_initial: float = 5.0,
         poll_max: float = 120.0,
+        identity: str | None = None,
     ) -> None:
         self._api_key = api_key
-        self._identity = key_identity(api_key)
+        self._identity = identity or key_identity(api_key)
         self._http = http
         self._storage = storage_http
         self.base_url = base_url.rstrip("/")

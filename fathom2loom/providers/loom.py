@@ -69,11 +69,12 @@ class LoomClient:
         auth_scheme: str = "Bearer ",
         policy: RetryPolicy | None = None,
         chunk_bytes: int = 8 * 1024 * 1024,
+        identity: str | None = None,
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
         self._auth = {auth_header: f"{auth_scheme}{api_key}"}
-        self._identity = key_identity(api_key)
+        self._identity = identity or key_identity(api_key)
         self.policy = policy or RetryPolicy()
         self.chunk_bytes = chunk_bytes
         self.tus = TusClient(

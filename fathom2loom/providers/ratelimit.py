@@ -3,13 +3,13 @@
 Fathom allows 60 calls per 60 s per account, with tighter budgets for some calls. Several worker
 processes may use one user's key at once, so the count must live where they all see it: a sliding
 window per (key, budget) in a Redis sorted set, checked and taken in one Lua script with Redis's
-own clock. Keys are identified by a hash, never stored. A 429 from the provider sets a cooldown
-that every process honours.
+own clock. Keys are named by an HMAC under a server secret, never stored. A 429 from the
+provider sets a cooldown that every process honours.
 """
 
 from __future__ import annotations
 
-import hashlib
+import os
 import time
 import uuid
 from collections.abc import Sequence
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import redis
 
 from fathom2loom.errors import RateLimited
+from fathom2loom.keybox import fingerprint
 
 __all__ = ["Budget", "RateLimiter", "key_identity"]
 
@@ -58,9 +59,16 @@ class Budget:
     per_seconds: float
 
 
-def key_identity(api_key: str) -> str:
-    """A stable, non-reversible name for an API key, safe to use in Redis keys and logs."""
-    return hashlib.sha256(api_key.encode()).hexdigest()[:24]
+_PROCESS_SECRET = os.urandom(32)
+
+
+def key_identity(api_key: str, secret: bytes | None = None) -> str:
+    """A stable, non-reversible name for an API key, safe to use in Redis keys and logs.
+
+    An HMAC under `secret` (`Providers` passes one derived from PB_ENCRYPTION_KEY, the same in
+    every process, so budgets are shared); without one, under this process's own random secret
+    (then the budgets are this process's alone)."""
+    return fingerprint(secret or _PROCESS_SECRET, api_key)
 
 
 class RateLimiter:

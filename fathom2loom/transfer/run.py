@@ -39,6 +39,7 @@ from fathom2loom.errors import (
     VideoGone,
 )
 from fathom2loom.logsink.context import bind
+from fathom2loom.meeting_ids import InvalidMeetingId, canonical_meeting_id
 from fathom2loom.pocketbase.dates import now_iso, parse_date
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import DownloadFile, FathomClient
@@ -411,13 +412,10 @@ class _Run:
 
 
 def _recording_id(row: QueueRow) -> int:
-    raw = row.meeting_id.strip()
-    if not raw.isdigit() or len(raw) > 18:
-        raise RowFailed(
-            f"meeting_id {raw[:40]!r} is not a Fathom recording id (a whole number):"
-            " check the meeting"
-        )
-    return int(raw)
+    try:
+        return int(canonical_meeting_id(row.meeting_id))
+    except InvalidMeetingId as exc:
+        raise RowFailed(f"This row's {exc}: queue the meeting again by its id") from None
 
 
 def _unexpected(exc: Exception) -> str:

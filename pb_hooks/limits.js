@@ -1,0 +1,159 @@
+// What users may put into PocketBase through its API (issue 20), for the *.pb.js hooks beside
+// this file: a meeting id that is a Fathom recording id, and the operator's limits, read from
+// PocketBase's environment (README, "Users"):
+//
+//   USER_MAX_ACTIVE_TRANSFERS  queue rows one account may have pending or processing (200)
+//   USER_LOG_MAX_BYTES         bytes of msg + metadata in one log record a user writes (4096)
+//   USER_LOGS_PER_MINUTE       log records one account may write a minute (30)
+//   REQUIRE_VERIFIED_USERS     only accounts with a verified e-mail may save keys and queue (false)
+//
+// A malformed value falls back to its default here and is reported by `settings().errors`,
+// which `fathom2loom bootstrap` reads (GET /api/fathom2loom/hooks) and stops on.
+
+const DEFAULTS = {
+  USER_MAX_ACTIVE_TRANSFERS: 200,
+  USER_LOG_MAX_BYTES: 4096,
+  USER_LOGS_PER_MINUTE: 30,
+};
+const MAX = 1000000;
+const FLAGS = { "": false, false: false, "0": false, no: false, true: true, "1": true, yes: true };
+
+function settings() {
+  const errors = [];
+  const limits = {};
+  for (const name of Object.keys(DEFAULTS)) {
+    const raw = ($os.getenv(name) || "").trim();
+    const value = /^[0-9]{1,7}$/.test(raw) ? parseInt(raw, 10) : NaN;
+    if (raw === "") {
+      limits[name] = DEFAULTS[name];
+    } else if (value >= 1 && value <= MAX) {
+      limits[name] = value;
+    } else {
+      limits[name] = DEFAULTS[name];
+      errors.push(`${name} is invalid: must be a whole number from 1 to ${MAX}`);
+    }
+  }
+  const flag = ($os.getenv("REQUIRE_VERIFIED_USERS") || "").trim().toLowerCase();
+  let requireVerified = FLAGS[flag];
+  if (requireVerified === undefined) {
+    requireVerified = false;
+    errors.push("REQUIRE_VERIFIED_USERS is invalid: must be true or false");
+  }
+  return { limits: limits, requireVerified: requireVerified, errors: errors };
+}
+
+// A Fathom recording id as stored: 1 to 18 ASCII digits, no leading zeros; null when the value
+// is anything else (other scripts' digits, signs, decimals, blanks inside). The same rule as
+// fathom2loom/meeting_ids.py.
+function canonicalMeetingId(value) {
+  const text = String(value === null || value === undefined ? "" : value).replace(
+    /^[ \t\r\n]+|[ \t\r\n]+$/g,
+    "",
+  );
+  if (!/^[0-9]{1,18}$/.test(text)) {
+    return null;
+  }
+  return text.replace(/^0+(?=[0-9])/, "");
+}
+
+// The 400 a bad meeting id gets (thrown, so a batch request rolls back), shaped as PocketBase's
+// own field errors.
+function refuseMeetingId(value) {
+  const shown = JSON.stringify(String(value).slice(0, 40));
+  const message = `The meeting id ${shown} is not a Fathom recording id (1 to 18 digits 0-9)`;
+  throw new BadRequestError(message, {
+    meeting_id: new ValidationError("validation_not_a_recording_id", message),
+  });
+}
+
+// Throws a 403 when the operator lets only verified accounts do `what` and this one is not.
+function requireVerified(e, what) {
+  if (settings().requireVerified && !(e.auth && e.auth.verified())) {
+    throw new ForbiddenError(
+      `Verify your e-mail address first: on this server only verified accounts may ${what}`,
+    );
+  }
+}
+
+// Runs `next` (the write) in one transaction with the count of the user's active rows, so that
+// concurrent requests cannot pass the cap together; throws a 429 when the write would exceed it.
+function withinActiveCap(e, userId, next) {
+  const cap = settings().limits.USER_MAX_ACTIVE_TRANSFERS;
+  e.app.runInTransaction((txApp) => {
+    const found = new DynamicModel({ n: 0 });
+    txApp
+      .db()
+      .newQuery(
+        "SELECT count(*) AS n FROM queue WHERE user_id = {:user}" +
+          " AND status IN ('pending', 'processing')",
+      )
+      .bind({ user: userId })
+      .one(found);
+    if (found.n >= cap) {
+      throw new TooManyRequestsError(
+        `You have ${found.n} transfers queued or running, the most one account may have` +
+          " (USER_MAX_ACTIVE_TRANSFERS): queue more once some have finished",
+      );
+    }
+    e.app = txApp; // The write joins this transaction.
+    next();
+  });
+}
+
+// UTF-8 bytes of a string.
+function utf8Length(text) {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) {
+      bytes += 1;
+    } else if (code < 0x800) {
+      bytes += 2;
+    } else if (code >= 0xd800 && code < 0xdc00) {
+      bytes += 4;
+      i++;
+    } else {
+      bytes += 3;
+    }
+  }
+  return bytes;
+}
+
+// One log record of the user's own: within the size, and within the rate (a token bucket per
+// account in PocketBase's shared memory store, taken under its lock).
+function checkUserLog(e) {
+  const limits = settings().limits;
+  const metadata = e.record.get("metadata");
+  const size = utf8Length(e.record.getString("msg")) + (metadata ? utf8Length(toString(metadata)) : 0);
+  if (size > limits.USER_LOG_MAX_BYTES) {
+    throw new BadRequestError(
+      `A log record may hold at most ${limits.USER_LOG_MAX_BYTES} bytes of msg and metadata` +
+        ` (USER_LOG_MAX_BYTES); this one has ${size}: shorten it`,
+    );
+  }
+  const perMinute = limits.USER_LOGS_PER_MINUTE;
+  const now = Date.now();
+  let allowed = false;
+  $app.store().setFunc("fathom2loom:user-logs:" + e.auth.id, (old) => {
+    const tokens = old
+      ? Math.min(perMinute, old.tokens + ((now - old.at) * perMinute) / 60000)
+      : perMinute;
+    allowed = tokens >= 1;
+    return { tokens: allowed ? tokens - 1 : tokens, at: now };
+  });
+  if (!allowed) {
+    throw new TooManyRequestsError(
+      `At most ${perMinute} log records a minute per account (USER_LOGS_PER_MINUTE):` +
+        " wait a moment, then write again",
+    );
+  }
+}
+
+module.exports = {
+  canonicalMeetingId,
+  checkUserLog,
+  refuseMeetingId,
+  requireVerified,
+  settings,
+  withinActiveCap,
+};

@@ -1,0 +1,221 @@
+"""What users may put into PocketBase through its API, as an outside auditor tried it: meeting ids
+that are not what they seem, floods of rows and log records, accounts nobody verified, a
+backdated place in line. Real PocketBase with the project's hooks; users with their own tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.errors import ConfigError
+from fathom2loom.local_servers import LocalPocketBase
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.dates import parse_date
+from tests.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    UserSession,
+    make_settings,
+    start_pocketbase,
+)
+
+MakeUser = Callable[[str], UserSession]
+LIMITS = {
+    "USER_MAX_ACTIVE_TRANSFERS": "5",
+    "USER_LOG_MAX_BYTES": "512",
+    "USER_LOGS_PER_MINUTE": "5",
+    "REQUIRE_VERIFIED_USERS": "true",
+}
+
+
+def queue(user: UserSession, meeting: Any, **extra: Any) -> httpx.Response:
+    body = {"user_id": user.id, "meeting_id": meeting, "status": "pending", **extra}
+    return user.call("POST", user.records("queue"), json=body)
+
+
+def note(user: UserSession, msg: str = "hello", **extra: Any) -> httpx.Response:
+    body = {"user_id": user.id, "level": "info", "msg": msg, "ts": "2026-11-25 10:00:00Z"}
+    return user.call("POST", user.records("logs"), json={**body, **extra})
+
+
+# -- meeting ids: one spelling per recording ----------------------------------------------------
+
+
+def test_a_meeting_id_is_ascii_digits_stored_without_leading_zeros(
+    pb: PocketBase, make_user: MakeUser
+) -> None:
+    alice = make_user("alice")
+    assert queue(alice, "1004").status_code == 200
+    # When the same recording comes spelled otherwise, expect "already queued"
+    for spelling in ("01004", "001004", " 1004 ", 1004):
+        again = queue(alice, spelling)
+        assert again.status_code == 400, spelling
+        assert again.json()["message"].startswith("Meeting 1004 is already queued"), spelling
+    # And what is no recording id at all refused, saying what one is
+    for bad in ("١٠٠٤", "１００５", "²", "1e3", "-5", "12.0", "10 04", "1" * 19, "abc"):  # noqa: RUF001
+        refused = queue(alice, bad)
+        assert refused.status_code == 400, bad
+        message = refused.json()["data"]["meeting_id"]["message"]
+        assert message.startswith("The meeting id "), bad
+        assert message.endswith("is not a Fathom recording id (1 to 18 digits 0-9)."), bad
+    # While good ones are stored canonical: the largest, zero, leading zeros dropped
+    made = [queue(alice, m) for m in ("999999999999999999", "0", "0042")]
+    assert [r.status_code for r in made] == [200, 200, 200]
+    assert [r.json()["meeting_id"] for r in made] == ["999999999999999999", "0", "42"]
+    rows = {r["meeting_id"] for r in pb.list_all("queue")}
+    assert rows == {"1004", "999999999999999999", "0", "42"}
+
+
+def test_the_service_and_the_batch_api_meet_the_same_rule(
+    pb: PocketBase, make_user: MakeUser
+) -> None:
+    alice = make_user("alice")
+    # A superuser's row (the CLI, auto-move) is stored canonical too, and refused when bad
+    assert (
+        pb.create("queue", {"user_id": alice.id, "meeting_id": "0077", "status": "pending"})[
+            "meeting_id"
+        ]
+        == "77"
+    )
+    with pytest.raises(Exception, match="not a Fathom recording id"):
+        pb.create("queue", {"user_id": alice.id, "meeting_id": "٧٧", "status": "pending"})
+    # And a user's batch request cannot go around the rule
+    body = {
+        "requests": [
+            {
+                "method": "POST",
+                "url": "/api/collections/queue/records",
+                "body": {"user_id": alice.id, "meeting_id": "٧٨", "status": "pending"},
+            }
+        ]
+    }
+    answer = alice.call("POST", "/api/batch", json=body)
+    assert answer.status_code == 400
+    assert [r["meeting_id"] for r in pb.list_all("queue")] == ["77"]
+
+
+def test_queued_at_is_the_servers_time(pb: PocketBase, make_user: MakeUser) -> None:
+    alice = make_user("alice")
+    # When a user sends a place in line from long ago
+    made = queue(alice, "5", queued_at="2001-01-01 00:00:00.000Z")
+    # Expect the server's time instead
+    assert made.status_code == 200
+    queued = parse_date(pb.get("queue", made.json()["id"])["queued_at"])
+    assert queued is not None and abs(queued - datetime.now(UTC)) < timedelta(minutes=1)
+
+
+# -- the operator's limits ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPocketBase]:
+    """A PocketBase whose operator set small limits and wants verified accounts."""
+    server = start_pocketbase(tmp_path_factory.mktemp("limited"), env=LIMITS)
+    settings = make_settings(server.url, "redis://127.0.0.1:9")
+    with PocketBase.from_settings(settings) as pb:
+        bootstrap(settings, pb)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def account(limited: LocalPocketBase) -> Iterator[Callable[..., UserSession]]:
+    clients: list[httpx.Client] = []
+    admin = PocketBase(limited.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    made = 0
+
+    def factory(verified: bool = True) -> UserSession:
+        nonlocal made
+        made += 1
+        email, password = f"user{made}-{id(clients)}@limits.test", "password-123456"
+        body = {"email": email, "password": password, "passwordConfirm": password}
+        user = admin.create("users", {**body, "verified": verified})
+        http = httpx.Client(base_url=limited.url, timeout=20)
+        login = http.post(
+            "/api/collections/users/auth-with-password",
+            json={"identity": email, "password": password},
+        )
+        http.headers["Authorization"] = login.json()["token"]
+        clients.append(http)
+        return UserSession(user["id"], email, http)
+
+    yield factory
+    for client in clients:
+        client.close()
+    admin.close()
+
+
+def test_only_verified_accounts_save_keys_and_queue(account: Callable[..., UserSession]) -> None:
+    stranger = account(verified=False)
+    keys = {"user_id": stranger.id, "encrypted_fathom": "fathom-key-0123456789"}
+    # When an account nobody verified saves keys or queues a meeting
+    saved = stranger.call("POST", stranger.records("api_keys"), json=keys)
+    queued = queue(stranger, "7")
+    # Expect each refused, saying what to do
+    for refused in (saved, queued):
+        assert refused.status_code == 403
+        assert refused.json()["message"].startswith("Verify your e-mail address first")
+    # While a verified account may do both
+    member = account()
+    keys["user_id"] = member.id
+    assert member.call("POST", member.records("api_keys"), json=keys).status_code == 200
+    assert queue(member, "7").status_code == 200
+
+
+def test_an_account_has_at_most_its_share_of_active_rows(
+    limited: LocalPocketBase, account: Callable[..., UserSession]
+) -> None:
+    flooder = account()
+    # When an account sends 40 rows at once
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(lambda n: queue(flooder, str(n)), range(40)))
+    # Expect exactly its cap taken, the rest refused with 429 and why
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(200) == 5 and statuses.count(429) == 35, statuses
+    refusal = next(a for a in answers if a.status_code == 429).json()["message"]
+    assert refusal.startswith("You have 5 transfers queued or running, the most one account")
+    # And a finished row frees a place; a retry needs one too
+    admin = PocketBase(limited.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    rows = [a.json()["id"] for a in answers if a.status_code == 200]
+    admin.update("queue", rows[0], {"status": "failed"})
+    assert queue(flooder, "100").status_code == 200
+    retry = flooder.call("PATCH", flooder.records("queue", rows[0]), json={"status": "pending"})
+    assert retry.status_code == 429
+    admin.update("queue", rows[1], {"status": "completed"})
+    retry = flooder.call("PATCH", flooder.records("queue", rows[0]), json={"status": "pending"})
+    assert retry.status_code == 200
+    admin.close()
+
+
+def test_an_accounts_log_records_are_small_and_few(account: Callable[..., UserSession]) -> None:
+    writer = account()
+    # A record over the size is refused, saying the limit
+    big = note(writer, "x" * 400, metadata={"blob": "y" * 200})
+    assert big.status_code == 400
+    assert "at most 512 bytes of msg and metadata" in big.json()["message"]
+    # And past the rate, the rest of the minute's records are refused with 429
+    answers = [note(writer, f"note {n}").status_code for n in range(8)]
+    assert answers == [200] * 5 + [429] * 3
+    # Another account has its own allowance
+    assert note(account()).status_code == 200
+
+
+def test_a_malformed_limit_stops_bootstrap_naming_it(tmp_path: Path) -> None:
+    server = start_pocketbase(tmp_path, env={"USER_MAX_ACTIVE_TRANSFERS": "lots"})
+    try:
+        settings = make_settings(server.url, "redis://127.0.0.1:9")
+        with (
+            PocketBase.from_settings(settings) as pb,
+            pytest.raises(ConfigError, match="USER_MAX_ACTIVE_TRANSFERS is invalid"),
+        ):
+            bootstrap(settings, pb)
+    finally:
+        server.stop()
