@@ -40,9 +40,7 @@ class FlushReport:
     seconds: float = 0.0
 
 
-def _repaired(
-    row: Any, field: str, reason: str, excerpt: int = REFUSED_EXCERPT
-) -> dict[str, Any]:
+def _repaired(row: Any, field: str, reason: str, excerpt: int = REFUSED_EXCERPT) -> dict[str, Any]:
     """What to store instead of a refused record: never lose it, never let it block the rest."""
     if not isinstance(row, dict):
         row = {"unreadable": str(row)[:100_000]}
