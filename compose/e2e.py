@@ -199,15 +199,24 @@ def check_users_keys(stack: Stack, pb: PocketBaseView) -> None:
         f"{base}/api/collections/users/auth-with-password",
         json={"identity": "keys@e2e.test", "password": password},
     ).json()["token"]
-    saved = httpx.post(
-        f"{base}/api/collections/api_keys/records",
-        headers={"Authorization": token},
-        json={
-            "user_id": user["id"],
-            "encrypted_fathom": SANDBOX_KEYS[0],
-            "encrypted_loom": "x" * 12,
-        },
-    )
+
+    def save() -> httpx.Response:
+        return httpx.post(
+            f"{base}/api/collections/api_keys/records",
+            headers={"Authorization": token},
+            json={
+                "user_id": user["id"],
+                "encrypted_fathom": SANDBOX_KEYS[0],
+                "encrypted_loom": "x" * 12,
+            },
+        )
+
+    # Production compose lets only verified accounts save keys (REQUIRE_VERIFIED_USERS)
+    refused = save()
+    assert refused.status_code == 403, refused.text
+    assert refused.json()["message"].startswith("Verify your e-mail address first"), refused.text
+    pb.http.patch(f"/api/collections/users/records/{user['id']}", json={"verified": True})
+    saved = save()
     assert saved.status_code == 200 and "encrypted_fathom" not in saved.json(), saved.text
     record = pb.http.get(f"/api/collections/api_keys/records/{saved.json()['id']}").json()
     assert record["encrypted_fathom"].startswith("f2l2."), record
@@ -221,7 +230,10 @@ def check_users_keys(stack: Stack, pb: PocketBaseView) -> None:
         ),
         timeout=60,
     )
-    say(f"a user's keys saved through the API: stored as ciphertext; {checked['fathom_check']!r}")
+    say(
+        "an unverified account's keys refused; once verified, saved through the API as"
+        f" ciphertext; {checked['fathom_check']!r}"
+    )
 
 
 def check_auto_move(stack: Stack, pb: PocketBaseView) -> None:

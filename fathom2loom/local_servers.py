@@ -177,7 +177,11 @@ class LocalRedis:
         command += ["--save", "", "--appendonly", "no", "--dir", str(self.work_dir)]
         command += ["--maxmemory-policy", "noeviction", "--logfile", str(log)]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            env=without_secrets(dict(os.environ)),
         )
         _wait_until(self.ping, self.process, "redis-server", log)
         return self

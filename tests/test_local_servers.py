@@ -15,6 +15,7 @@ import pytest
 import redis
 
 from fathom2loom.local_servers import LocalRedis, MissingBinary, free_port, redis_binary
+from fathom2loom.settings import SECRET_VARIABLES
 from tests.conftest import start_pocketbase
 
 
@@ -70,15 +71,55 @@ def test_make_run_without_redis_says_how_to_install_it(tmp_path: Path) -> None:
     ]
 
 
+ROLE_MARKERS = {
+    "worker": " worker ",
+    "beat": " beat ",
+    "flower": " flower ",
+    "webhooks": " webhooks ",
+    "standins": "fathom2loom.standins",
+    "pocketbase": "pocketbase serve",
+    "redis-server": "redis-server",
+}
+
+
+def roles(parent: int) -> dict[str, int]:
+    """The processes `make run` started, by role (from their command lines)."""
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) != parent:
+            continue
+        for role, marker in ROLE_MARKERS.items():
+            if marker in f"{command} ":
+                found[role] = int(entry.name)
+                break
+    return found
+
+
+def secrets_in_environment(pid: int) -> set[str]:
+    environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    names = {item.split(b"=", 1)[0].decode() for item in environ if b"=" in item}
+    return names & SECRET_VARIABLES
+
+
 def test_make_run_starts_the_sandbox_and_the_cli_finds_it(tmp_path: Path) -> None:
     # Given `make run` (fathom2loom dev) started in a checkout, on ports of its own
     ports = {f"DEV_{name}_PORT": str(free_port()) for name in ("PB", "REDIS", "FATHOM", "LOOM")}
     ports["DEV_FLOWER_PORT"] = str(free_port())
+    ports["DEV_WEBHOOK_PORT"] = str(free_port())
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_", "LOOM_"))}
+    # (A shell whose operator exported secrets: none of them may leak into every process.)
+    shell = {**clean, "PB_ENCRYPTION_KEY_PREVIOUS": "f" * 64, "REDIS_PASSWORD": "unused-here"}
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(
         [sys.executable, "-m", "fathom2loom.cli", "dev"],
-        env={**clean, **ports},
+        env={**shell, **ports},
         cwd=tmp_path,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -104,6 +145,17 @@ def test_make_run_starts_the_sandbox_and_the_cli_finds_it(tmp_path: Path) -> Non
         rows = json.loads(status.stdout)
         assert sorted(r["meeting"] for r in rows) == ["1001", "1002", "1003", "1004", "1005"]
         assert (tmp_path / ".run" / "cli.env").stat().st_mode & 0o777 == 0o600
+        # And each process holding only the secrets its role needs, as compose gives them
+        secrets_of = {role: secrets_in_environment(pid) for role, pid in roles(dev.pid).items()}
+        assert secrets_of == {
+            "worker": {"PB_ADMIN_PASSWORD", "PB_ENCRYPTION_KEY"},
+            "beat": {"PB_ADMIN_PASSWORD"},
+            "flower": {"FLOWER_BASIC_AUTH"},
+            "webhooks": {"PB_ADMIN_PASSWORD", "PB_ENCRYPTION_KEY"},
+            "standins": set(),
+            "pocketbase": {"PB_ENCRYPTION_KEY"},
+            "redis-server": set(),
+        }
     finally:
         os.killpg(dev.pid, signal.SIGTERM)
         dev.wait(30)

@@ -6,6 +6,7 @@ with `manual=True`, so the test holds that first task's result."""
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ import pytest
 import redis
 from celery import Celery
 
-from fathom2loom.keybox import KeyBox
+from fathom2loom.keybox import KeyBox, fingerprint_secret
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.loom import LoomClient
+from fathom2loom.providers.ratelimit import key_identity
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
+from tests.conftest import ENCRYPTION_KEY
 from tests.pipeline import (
     BOX,
     FATHOM_KEY,
@@ -276,6 +279,12 @@ def test_no_key_reaches_redis(scenario: Scenario, worker_env: dict[str, str]) ->
             values = []
         for value in values:
             assert FATHOM_KEY.encode() not in value and LOOM_KEY.encode() not in value
+    # And the keys named in Redis (rate budgets) by an HMAC under the server's secret, not by a
+    # plain hash anyone could test a guessed key against
+    names = b" ".join(client.scan_iter())
+    assert hashlib.sha256(FATHOM_KEY.encode()).hexdigest()[:24].encode() not in names
+    secret = fingerprint_secret(bytes.fromhex(ENCRYPTION_KEY))
+    assert key_identity(FATHOM_KEY, secret).encode() in names
     client.close()
 
 

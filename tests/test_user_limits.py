@@ -19,6 +19,7 @@ from fathom2loom.errors import ConfigError
 from fathom2loom.local_servers import LocalPocketBase
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import parse_date
+from fathom2loom.user_queue import QueueRefused, enqueue
 from tests.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -100,6 +101,18 @@ def test_the_service_and_the_batch_api_meet_the_same_rule(
     answer = alice.call("POST", "/api/batch", json=body)
     assert answer.status_code == 400
     assert [r["meeting_id"] for r in pb.list_all("queue")] == ["77"]
+
+
+def test_the_clis_enqueue_holds_ids_to_the_same_rule(pb: PocketBase, make_user: MakeUser) -> None:
+    alice = make_user("alice")
+    first = enqueue(pb, alice.id, ["1004"])
+    # When the operator queues the same recording spelled otherwise, and one that is no id
+    again = enqueue(pb, alice.id, ["01004", " 1004"])
+    with pytest.raises(QueueRefused, match="meeting id '²' is not a Fathom recording id"):
+        enqueue(pb, alice.id, ["1005", "²"])
+    # Expect one row: the others already queued, and nothing of the refused call queued
+    assert len(first.queued) == 1 and again.already_queued == ["1004", "1004"]
+    assert [r["meeting_id"] for r in pb.list_all("queue")] == ["1004"]
 
 
 def test_queued_at_is_the_servers_time(pb: PocketBase, make_user: MakeUser) -> None:

@@ -28,9 +28,9 @@ __all__ = ["NOT_COUNTED", "RefusalGuard"]
 
 log = logging.getLogger("fathom2loom.auto_move.receiver")
 WINDOW_SECONDS = 60.0
-# Not held against the source: replays (only whoever holds the secret can make them), and the
-# 429s themselves (the source is over its budget already).
-NOT_COUNTED = frozenset({409, 429})
+# Not held against the source: replays (only whoever holds the secret can make them). (A 429 is
+# not held either: it is answered before `admit` holds a place.)
+NOT_COUNTED = frozenset({409})
 MAX_SOURCES = 10_000  # sources remembered at once; idle ones are forgotten first
 
 

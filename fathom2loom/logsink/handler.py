@@ -56,6 +56,7 @@ class RedisLogHandler(logging.Handler):
         self._max_records = max_records
         self._queue: deque[Captured] = deque(maxlen=backlog)
         self._dropped = 0  # records the full queue pushed out since the last notice
+        self._queue_lock = threading.Lock()  # the queue and its drop count change together
         # (sequence number, encoded row) of pushed rows PocketBase may not have yet.
         self._retained: deque[tuple[int, tuple[str, str]]] = deque(maxlen=backlog)
         self._epoch: str | None = None
@@ -85,9 +86,11 @@ class RedisLogHandler(logging.Handler):
         try:
             if self._pid != os.getpid():
                 self._for_this_process()
-            if len(self._queue) == self._queue.maxlen:
-                self._dropped += 1  # The append below pushes the oldest out: said in a record.
-            self._queue.append(capture(record))
+            captured = capture(record)
+            with self._queue_lock:
+                if len(self._queue) == self._queue.maxlen:
+                    self._dropped += 1  # The append pushes the oldest out: said in a record.
+                self._queue.append(captured)
             if not self._wake.is_set():
                 self._wake.set()
         except Exception:
@@ -133,18 +136,20 @@ class RedisLogHandler(logging.Handler):
         """Push everything queued; False if Redis refused (the rows stay queued)."""
         with self._push_lock:
             while self._queue or self._dropped:
-                taken = [self._queue.popleft() for _ in range(min(PUSH_BATCH, len(self._queue)))]
+                with self._queue_lock:
+                    count = min(PUSH_BATCH, len(self._queue))
+                    taken = [self._queue.popleft() for _ in range(count)]
+                    dropped, self._dropped = self._dropped, 0
                 rows = [encode(to_row(item)) for item in taken]
-                dropped, self._dropped = self._dropped, 0
                 if dropped:
                     rows.append(encode(_dropped_notice(dropped)))
                 try:
                     self._send(rows)
                 except redis.RedisError:
-                    # Back in front; records logged meanwhile may overflow it (newest go then).
-                    overflow = len(self._queue) + len(taken) - (self._queue.maxlen or 0)
-                    self._queue.extendleft(reversed(taken))
-                    self._dropped += dropped + max(0, overflow)
+                    with self._queue_lock:  # Back in front; what no longer fits is counted.
+                        overflow = len(self._queue) + len(taken) - (self._queue.maxlen or 0)
+                        self._queue.extendleft(reversed(taken))
+                        self._dropped += dropped + max(0, overflow)
                     return False
         return True
 
