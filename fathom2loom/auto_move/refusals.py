@@ -9,6 +9,9 @@ log line and a `logs` record: 500 unsigned POSTs in a second wrote 500 records. 
   that, it is answered 429 with `Retry-After` before anything is looked up. Fathom retries a
   delivery answered 429, and the catch-up poll is the net under it, so a legitimate delivery
   caught in that is late, never lost. Replays (409) do not count: only the signer can make them.
+  (A delivery holds its place while it is being checked, a few milliseconds, so that concurrent
+  ones cannot pass the budget together: more than that many at the very same moment from one
+  source wait for the same Retry-After.)
 - the first refusal of each kind in each report window is logged with its details; the rest are
   counted, and one summary line per window says how many of each kind, from how many sources.
 
