@@ -23,6 +23,7 @@ COPY tasks ./tasks
 COPY beat_schedule.py ./
 COPY pb_migrations ./pb_migrations
 COPY pb_hooks ./pb_hooks
+COPY pb_public ./pb_public
 RUN uv sync --frozen --no-dev --no-editable && cd / \
     && /opt/venv/bin/python -c "import beat_schedule, tasks.celery_app; \
 from fathom2loom.settings import DEFAULT_MIGRATIONS_DIR as d; \
@@ -46,8 +47,10 @@ FROM ${BASE_IMAGE} AS pocketbase
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /pb --create-home app
 COPY --from=build --chown=10001:10001 /opt/venv/bin/pocketbase /pb/pocketbase
-RUN mkdir -p /pb/pb_data /pb/pb_migrations /pb/pb_hooks && chown -R 10001:10001 /pb
+RUN mkdir -p /pb/pb_data /pb/pb_migrations /pb/pb_hooks /pb/pb_public && chown -R 10001:10001 /pb
 WORKDIR /pb
 USER 10001:10001
 EXPOSE 8090
-CMD ["./pocketbase", "serve", "--http=0.0.0.0:8090", "--automigrate=false", "--hooksWatch=false"]
+# The users' web app is pb_public/ (mounted by compose), served at / on PocketBase's own origin.
+CMD ["./pocketbase", "serve", "--http=0.0.0.0:8090", "--automigrate=false", "--hooksWatch=false", \
+     "--publicDir=/pb/pb_public"]

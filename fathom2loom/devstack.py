@@ -27,6 +27,7 @@ from fathom2loom.local_servers import LocalPocketBase, LocalRedis, stop_process_
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.sandbox import (
     DEMO_EMAIL,
+    DEMO_PASSWORD,
     SANDBOX_FATHOM_KEY,
     SANDBOX_LOOM_KEY,
     queue_status,
@@ -35,6 +36,7 @@ from fathom2loom.sandbox import (
 from fathom2loom.settings import (
     DEFAULT_HOOKS_DIR,
     DEFAULT_MIGRATIONS_DIR,
+    DEFAULT_PUBLIC_DIR,
     NEEDS_ALL,
     NEEDS_POCKETBASE,
     Settings,
@@ -63,6 +65,7 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
             *("--meetings", "5", "--size", str(50_000_000)),
             *("--render-seconds", "5"),
             *("--new-meeting-every", str(SANDBOX_NEW_MEETING_EVERY), "--new-meetings", "2"),
+            "--local-share-links",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -171,7 +174,12 @@ def run_dev_stack(state_dir: str) -> int:
         DEFAULT_MIGRATIONS_DIR,
         port=DEV_PB_PORT,
         hooks_dir=DEFAULT_HOOKS_DIR,
-        env={"PB_ENCRYPTION_KEY": credentials["PB_ENCRYPTION_KEY"]},
+        public_dir=DEFAULT_PUBLIC_DIR,
+        # The web app's meetings list asks the service's HTTP process (fathom2loom/meetings_api).
+        env={
+            "PB_ENCRYPTION_KEY": credentials["PB_ENCRYPTION_KEY"],
+            "FATHOM2LOOM_SERVICE_URL": f"http://127.0.0.1:{DEV_WEBHOOK_PORT}",
+        },
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -204,6 +212,7 @@ def run_dev_stack(state_dir: str) -> int:
         _write_cli_env(state, settings)
         children += _start_services(settings, state, credentials["FLOWER_BASIC_AUTH"])
         print(
+            f"Web app     {pocketbase.url}/  (sign up there: your meetings, keys and transfers)\n"
             f"PocketBase  {pocketbase.url}/_/  (superuser {settings.pb_admin_email};"
             f" password in {state / 'dev.env'} unless set in the environment)\n"
             f"Redis       {redis.url}\n"
@@ -227,7 +236,9 @@ def run_dev_stack(state_dir: str) -> int:
                 demo_user = seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
             print(
                 f"Demo        {DEMO_EMAIL}'s five meetings are queued; auto-move is on, so two"
-                f" new meetings arrive by themselves (one every {SANDBOX_NEW_MEETING_EVERY} s)",
+                f" new meetings arrive by themselves (one every {SANDBOX_NEW_MEETING_EVERY} s)\n"
+                f"            Web app: sign in as {DEMO_EMAIL} / {DEMO_PASSWORD}, or sign up and"
+                f" save the keys {SANDBOX_FATHOM_KEY} and {SANDBOX_LOOM_KEY}",
                 flush=True,
             )
         print("Ctrl-C stops everything.", flush=True)

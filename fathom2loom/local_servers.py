@@ -104,6 +104,7 @@ class LocalPocketBase:
     process: subprocess.Popen[bytes] | None = None
     hooks_dir: Path | None = None
     env: dict[str, str] = field(default_factory=dict)
+    public_dir: Path | None = None  # static files served at / (the users' web app)
 
     @property
     def url(self) -> str:
@@ -136,6 +137,8 @@ class LocalPocketBase:
             command += ["--migrationsDir", str(self.migrations_dir)]
         if self.hooks_dir is not None:
             command += ["--hooksDir", str(self.hooks_dir)]
+        if self.public_dir is not None:
+            command += ["--publicDir", str(self.public_dir)]
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 command,

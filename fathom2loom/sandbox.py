@@ -11,9 +11,17 @@ from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import Settings
 
-__all__ = ["DEMO_EMAIL", "SANDBOX_FATHOM_KEY", "SANDBOX_LOOM_KEY", "queue_status", "seed_demo"]
+__all__ = [
+    "DEMO_EMAIL",
+    "DEMO_PASSWORD",
+    "SANDBOX_FATHOM_KEY",
+    "SANDBOX_LOOM_KEY",
+    "queue_status",
+    "seed_demo",
+]
 
 DEMO_EMAIL = "demo@fathom2loom.local"
+DEMO_PASSWORD = "demo-password-123"  # a sandbox's stand-in user, nothing real behind it
 SANDBOX_FATHOM_KEY = "sandbox-fathom-key"
 SANDBOX_LOOM_KEY = "sandbox-loom-key"
 DEMO_MEETINGS = [str(n) for n in range(1001, 1006)]
@@ -23,9 +31,14 @@ def seed_demo(pb: PocketBase, settings: Settings, fathom_key: str, loom_key: str
     """Create the demo user with encrypted stand-in keys and queue its meetings (once)."""
     user = pb.first("users", filter=pb_filter("email = {:e}", e=DEMO_EMAIL))
     if user is None:
-        password = "demo-password-123"
         user = pb.create(
-            "users", {"email": DEMO_EMAIL, "password": password, "passwordConfirm": password}
+            "users",
+            {
+                "email": DEMO_EMAIL,
+                "password": DEMO_PASSWORD,
+                "passwordConfirm": DEMO_PASSWORD,
+                "verified": True,
+            },
         )
     box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
     store_keys(pb, box, user["id"], fathom=fathom_key, loom=loom_key)

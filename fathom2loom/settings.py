@@ -48,6 +48,11 @@ DEFAULT_HOOKS_DIR = next(
     (d for d in (PROJECT_ROOT / "pb_hooks", PACKAGE_DIR / "pb_hooks") if d.is_dir()),
     PROJECT_ROOT / "pb_hooks",
 )
+# The users' web app (pb_public/), served by PocketBase itself: one origin with its API.
+DEFAULT_PUBLIC_DIR = next(
+    (d for d in (PROJECT_ROOT / "pb_public", PACKAGE_DIR / "pb_public") if d.is_dir()),
+    PROJECT_ROOT / "pb_public",
+)
 ENCRYPTION_KEY_BYTES = 32
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

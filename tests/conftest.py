@@ -54,12 +54,14 @@ def start_pocketbase(
     hooks: bool = True,
     hooks_dir: Path = DEFAULT_HOOKS_DIR,
     env: dict[str, str] | None = None,
+    public_dir: Path | None = None,
 ) -> Any:
     server = LocalPocketBase(
         root / "pb_data",
         migrations_dir if migrations else None,
         hooks_dir=hooks_dir if hooks else None,
         env={"PB_ENCRYPTION_KEY": ENCRYPTION_KEY, **(env or {})},
+        public_dir=public_dir,
     )
     if superuser:
         server.create_superuser(ADMIN_EMAIL, ADMIN_PASSWORD)

@@ -21,12 +21,11 @@ sender's retry gets through; the catch-up poll is the net under both.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +33,6 @@ import redis
 from pydantic import ValidationError
 from standardwebhooks import Webhook as Verifier
 from standardwebhooks import WebhookVerificationError
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -44,16 +42,10 @@ from fathom2loom.auto_move.enqueue import enqueue_new_meeting
 from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.store import AutoMoveStore, OptedIn
 from fathom2loom.errors import PocketBaseError, UndecryptableKey
-from fathom2loom.keybox import KeyBox
-from fathom2loom.logsink.handler import quiet_libraries
-from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import pb_date
 from fathom2loom.providers.fathom import Meeting
-from fathom2loom.redact import RedactingFilter
-from fathom2loom.redis_client import redis_client
-from fathom2loom.settings import Settings
 
-__all__ = ["MAX_BODY_BYTES", "Receiver", "create_app", "serve"]
+__all__ = ["MAX_BODY_BYTES", "Receiver", "fathom_route"]
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1 << 20  # a Meeting without transcript or summary is a few kB
@@ -193,13 +185,16 @@ class _Refusal:
     why: str  # the answer's message, and the sample's
 
 
-def create_app(receiver: Receiver) -> Starlette:
+def fathom_route(receiver: Receiver) -> Route:
+    """`POST /fathom/<user id>`: a source over its refusal budget is answered before anything
+    is read or looked up; the body is read up to MAX_BODY_BYTES, then handled in a thread."""
+
     async def fathom(request: Request) -> JSONResponse:
         user_id = request.path_params["user_id"]
         source = request.client.host if request.client else "unknown"
         message_id = request.headers.get("webhook-id", "")
         wait = receiver.guard.admit(source)
-        if wait is not None:  # Before anything is read or looked up.
+        if wait is not None:
             why = f"too many refused deliveries from {source}: retry in {wait:.0f} s"
             receiver.refuse(source, _Refusal(429, "rate limited", why), user_id, message_id)
             return JSONResponse(
@@ -217,61 +212,4 @@ def create_app(receiver: Receiver) -> Starlette:
         )
         return JSONResponse(answer, status_code=status)
 
-    async def health(_: Request) -> JSONResponse:
-        return JSONResponse({"ok": True})
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        async def report_refusals() -> None:  # A flood's summary, also once it has stopped.
-            while True:
-                await asyncio.sleep(min(receiver.guard.report_seconds, 5.0))
-                receiver.guard.report()
-
-        task = asyncio.create_task(report_refusals())
-        try:
-            yield
-        finally:
-            task.cancel()
-
-    return Starlette(
-        routes=[
-            Route("/fathom/{user_id}", fathom, methods=["POST"]),
-            Route("/health", health, methods=["GET"]),
-        ],
-        lifespan=lifespan,
-    )
-
-
-def serve(settings: Settings) -> None:
-    """Run the receiver until stopped (`fathom2loom webhooks`): uvicorn on
-    WEBHOOK_LISTEN_HOST:WEBHOOK_LISTEN_PORT, meant to sit behind a TLS reverse proxy."""
-    import uvicorn
-
-    console = logging.StreamHandler()
-    console.addFilter(RedactingFilter())
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(console)
-    logging.getLogger().setLevel(logging.INFO)
-    quiet_libraries()
-    pb = PocketBase.from_settings(settings)
-    box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
-    guard = RefusalGuard(
-        settings.webhook_refusals_per_minute,
-        report_seconds=settings.webhook_refusal_report_seconds,
-    )
-    receiver = Receiver(AutoMoveStore(pb, box), redis_client(settings.redis_url), guard)
-    log.info(
-        "webhook receiver listening on %s:%d",
-        settings.webhook_listen_host,
-        settings.webhook_listen_port,
-    )
-    uvicorn.run(
-        create_app(receiver),
-        host=settings.webhook_listen_host,
-        port=settings.webhook_listen_port,
-        access_log=False,
-        log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.webhook_trusted_proxies,
-        timeout_graceful_shutdown=10,
-    )
+    return Route("/fathom/{user_id}", fathom, methods=["POST"])

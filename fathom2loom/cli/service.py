@@ -40,7 +40,7 @@ def _flower(args: argparse.Namespace) -> int:
 
 
 def _webhooks(_args: argparse.Namespace) -> int:
-    from fathom2loom.auto_move.receiver import serve
+    from fathom2loom.http_service import serve
 
     serve(load())
     return 0

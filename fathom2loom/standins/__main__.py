@@ -43,6 +43,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--bandwidth", type=int, default=0, help="bytes/s per file download (0: unlimited)"
     )
+    parser.add_argument(
+        "--local-share-links",
+        action="store_true",
+        help="Loom share links to a page of the stand-in's own, not to loom.com",
+    )
     return parser
 
 
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         bandwidth=args.bandwidth or None,
         **serve,
     )
-    loom = LoomStandin(port=args.loom_port, **serve)
+    loom = LoomStandin(port=args.loom_port, local_share_links=args.local_share_links, **serve)
     try:
         fathom.start()
         loom.start()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import html
 import secrets
 import time
 from collections import Counter
@@ -27,6 +28,15 @@ __all__ = ["LoomStandin"]
 TUS_VERSION = "1.0.0"
 TITLE_MAX, DESCRIPTION_MAX = 200, 5000  # The contract's field sizes
 _OFFSET_TYPE = "application/offset+octet-stream"
+SHARE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title} (Loom stand-in)</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: system-ui, sans-serif; max-width: 40rem; margin: 2rem auto;
+padding: 0 1rem">
+<p style="color: #625df5; font-weight: 600">Loom stand-in (sandbox)</p>
+<h1>{title}</h1><p>Video received whole: {size}.</p>
+<pre style="white-space: pre-wrap">{description}</pre></body></html>
+"""
 
 
 @dataclass
@@ -96,9 +106,13 @@ class LoomStandin(StandinServer):
         processing_seconds: float = 0.0,
         keys: set[str] | None = None,
         max_size_bytes: int = 5 << 30,
+        local_share_links: bool = False,
         **serve: Any,
     ) -> None:
         super().__init__(port, **serve)
+        # Share links to Loom's site (as Loom would give), or to a page of this stand-in's own
+        # (the sandbox: a user who opens the link sees what arrived).
+        self.local_share_links = local_share_links
         self._tmp = TemporaryDirectory(prefix="loom-standin-") if storage_dir is None else None
         self.storage_dir = Path(self._tmp.name) if self._tmp else Path(str(storage_dir))
         self.storage_dir.mkdir(parents=True, exist_ok=True)
@@ -120,6 +134,7 @@ class LoomStandin(StandinServer):
         self.route("HEAD", "/tus/{upload_id}", self._tus_head)
         self.route("PATCH", "/tus/{upload_id}", self._tus_patch)
         self.route("DELETE", "/tus/{upload_id}", self._tus_delete)
+        self.route("GET", "/share/{id}", self._share_page)
 
     def stop(self) -> None:
         super().stop()
@@ -220,7 +235,8 @@ class LoomStandin(StandinServer):
         with self.lock:
             status = self._status(video)
             upload = f"{self.root_url}/tus/{video.upload_id}" if video.upload_id else None
-            share = f"https://www.loom.com/share/{video.id}" if status == "ready" else None
+            site = self.root_url if self.local_share_links else "https://www.loom.com"
+            share = f"{site}/share/{video.id}" if status == "ready" else None
             return {
                 "id": video.id,
                 "status": status,
@@ -232,6 +248,20 @@ class LoomStandin(StandinServer):
                 "share_url": share,
                 "failure_reason": "processing_failed" if status == "failed" else None,
             }
+
+    def _share_page(self, req: Request) -> Response:
+        """What a viewer of the share link sees: the video's title, size and description."""
+        with self.lock:
+            video = self._videos.get(req.params["id"])
+            ready = video is not None and not video.deleted and self._status(video) == "ready"
+        if video is None or not ready:
+            raise HTTPError(404, "no such video")
+        page = SHARE_PAGE.format(
+            title=html.escape(video.title),
+            size=f"{video.size_bytes / 1e6:.1f} MB",
+            description=html.escape(video.description),
+        )
+        return Response(200, page.encode(), {"Content-Type": "text/html; charset=utf-8"})
 
     def _me(self, req: Request) -> Response:
         """Who the key belongs to: the cheap call that tells a key works."""

@@ -1,0 +1,268 @@
+"""The web app (pb_public/), used the way a person uses it: Debian's Chromium, headless, driven by
+Playwright, against the real stack (PocketBase serving the page and its API, Redis, a Celery
+worker and beat, the service's HTTP process, the Fathom and Loom stand-ins). Each step leaves a
+screenshot in test-artifacts/web/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.local_servers import LocalRedis
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.settings import DEFAULT_PUBLIC_DIR
+from fathom2loom.standins.fathom import FathomStandin
+from fathom2loom.standins.loom import LoomStandin
+from tests.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    ENCRYPTION_KEY,
+    make_settings,
+    start_pocketbase,
+)
+from tests.pipeline import Receiver
+from tests.workers import ROOT, CeleryBeat, CeleryProcess, CeleryWorker
+
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+FATHOM_KEY = "fathom-web-key-0123456789"
+LOOM_KEY = "loom-web-key-9876543210"
+# What the probe of this machine kind found Chromium needs: no sandbox as root, no GPU, and no
+# background connections to a network it cannot reach.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MEETINGS = {4001: "Weekly planning", 4002: "Customer call: Acme", 4003: "Design review"}
+SLOW = 30_000  # ms: what may take a few syncs and a transfer
+
+
+@dataclass
+class WebStack:
+    url: str
+    pb: PocketBase
+    fathom: FathomStandin
+    loom: LoomStandin
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
+    root = tmp_path_factory.mktemp("web")
+    fathom = FathomStandin(page_size=10, bandwidth=1_000_000).start()
+    fathom.add_key(FATHOM_KEY)
+    start = datetime.now(UTC) - timedelta(days=3)
+    for n, (recording, title) in enumerate(MEETINGS.items()):
+        fathom.add_meeting(
+            FATHOM_KEY, recording, size=4_000_000, title=title, created_at=start + timedelta(days=n)
+        )
+    loom = LoomStandin(storage_dir=root / "loom", local_share_links=True).start()
+    redis = LocalRedis(root / "redis").start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PB_", "REDIS_"))}
+    receiver = Receiver(env, root / "service.log")
+    pocketbase = start_pocketbase(
+        root,
+        env={"FATHOM2LOOM_SERVICE_URL": receiver.url},
+        public_dir=DEFAULT_PUBLIC_DIR,
+    )
+    settings = make_settings(pocketbase.url, redis.url)
+    env.update(
+        PB_URL=pocketbase.url,
+        PB_ADMIN_EMAIL=ADMIN_EMAIL,
+        PB_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        PB_ENCRYPTION_KEY=ENCRYPTION_KEY,
+        REDIS_URL=redis.url,
+        FATHOM_BASE_URL=fathom.url,
+        LOOM_BASE_URL=loom.url,
+        FATHOM_POLL_INITIAL_SECONDS="0.2",
+        FATHOM_POLL_MAX_SECONDS="1",
+        LOOM_POLL_INITIAL_SECONDS="0.2",
+        TRANSFER_PROGRESS_INTERVAL_SECONDS="0.3",
+        TRANSFER_RETRY_BASE_SECONDS="0.3",
+        TRANSFER_RETRY_MAX_SECONDS="1",
+        SYNC_INTERVAL_SECONDS="1",
+        LOG_FLUSH_INTERVAL_SECONDS="1",
+        AUTO_MOVE_RECONCILE_SECONDS="2",
+    )
+    receiver.env.update(env)
+    processes: list[CeleryProcess | Receiver] = []
+    pb = PocketBase.from_settings(settings)
+    try:
+        bootstrap(settings, pb)
+        processes.append(receiver.start())
+        processes.append(CeleryWorker(env, root / "worker.log", concurrency=1).start())
+        processes.append(CeleryBeat(env, root / "beat.log").start())
+        yield WebStack(pocketbase.url, pb, fathom, loom)
+    finally:
+        for process in reversed(processes):
+            process.stop()
+        pb.close()
+        pocketbase.stop()
+        redis.stop()
+        loom.stop()
+        fathom.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    chromium = os.environ.get("CHROMIUM_BIN") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(chromium).exists():
+        pytest.fail("the web app is tested in Debian's Chromium: apt-get install chromium")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Story:
+    """A person at the page, whose every step is kept as a screenshot."""
+
+    def __init__(self, page: Page, name: str) -> None:
+        self.page, self.name, self.steps = page, name, 0
+
+    def shot(self, what: str) -> None:
+        self.steps += 1
+        self.page.screenshot(
+            path=ARTIFACTS / f"{self.name}-{self.steps:02d}-{what}.png", full_page=True
+        )
+
+    def sign_up(self, email: str) -> None:
+        page = self.page
+        form = page.locator("#sign-up-form")
+        form.get_by_label("E-mail").fill(email)
+        form.get_by_label("Password (at least 8 characters)").fill("a-good-password-1")
+        form.get_by_label("Password again").fill("a-good-password-1")
+        form.get_by_role("button", name="Create account").click()
+        expect(page.locator("#who")).to_have_text(email)
+
+    def job(self, meeting: int) -> Any:
+        return self.page.locator(f'#queue li[data-meeting="{meeting}"]').first
+
+
+def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    story = Story(page, "new-user")
+    # Given a new visitor
+    page.goto(web.url + "/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    story.shot("signed-out")
+    # When they sign up, expect to be signed in, with nothing queued and no keys
+    story.sign_up("ada@web.test")
+    page.evaluate("window.__samePage = true")  # gone if anything reloads the page
+    expect(page.locator("#queue-empty")).to_be_visible()
+    expect(page.locator("#fathom-state")).to_have_text("Not saved yet")
+    story.shot("signed-up")
+    # When they save a wrong Fathom key, expect the check to say so within seconds
+    page.get_by_label("Fathom API key").fill("not-my-fathom-key-123")
+    page.get_by_label("Loom key").fill(LOOM_KEY)
+    page.get_by_role("button", name="Save keys").click()
+    expect(page.get_by_label("Fathom API key")).to_have_value("")  # never kept in the page
+    expect(page.locator("#fathom-state")).to_contain_text(
+        "Fathom rejected the key (401)", timeout=SLOW
+    )
+    expect(page.locator("#fathom-state")).to_contain_text("Saved …-123")
+    expect(page.locator("#loom-state")).to_contain_text("Loom key accepted", timeout=SLOW)
+    story.shot("wrong-key-rejected")
+    # And the right one accepted
+    page.get_by_label("Fathom API key").fill(FATHOM_KEY)
+    page.get_by_role("button", name="Save keys").click()
+    expect(page.locator("#fathom-state")).to_contain_text("Fathom key accepted", timeout=SLOW)
+    story.shot("right-key-accepted")
+    # When they list their meetings, expect them newest first, none moved
+    page.get_by_role("button", name="Show my meetings").click()
+    titles = page.locator("#meetings .meeting-title")
+    expect(titles).to_have_text(list(reversed(MEETINGS.values())), timeout=SLOW)
+    expect(page.locator("#meetings .badge")).to_have_text(["not moved"] * 3)
+    # And they pick two and move them
+    page.get_by_label(re.compile("Weekly planning")).check()
+    page.get_by_label(re.compile("Customer call: Acme")).check()
+    page.get_by_role("button", name="Move selected (2)").click()
+    expect(page.locator("#meetings-status")).to_have_text("Queued 2 meetings.")
+    story.shot("two-queued")
+    # Expect one moving with its progress growing, the other waiting its turn, live
+    first, second = story.job(4001), story.job(4002)
+    expect(first.locator(".badge")).to_have_text("Moving", timeout=SLOW)
+    expect(second.locator(".position")).to_have_text("#1 in line", timeout=SLOW)
+    progress = first.locator("progress")
+    expect(progress).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=SLOW)
+    seen = int(progress.get_attribute("value") or 0)
+    expect(progress).not_to_have_attribute("value", str(seen), timeout=SLOW)
+    story.shot("moving-and-waiting")
+    # When they cancel the one moving
+    first.get_by_role("button", name="Cancel Weekly planning").click()
+    expect(first.locator(".badge")).to_have_text("Cancelled", timeout=SLOW)
+    # Expect the other to leave the line, move, and arrive in Loom
+    expect(second.locator(".position")).to_have_count(0, timeout=SLOW)
+    expect(second.locator(".badge")).to_have_text("In Loom", timeout=60_000)
+    expect(page.locator("#meetings .badge")).to_have_text(["not moved", "moved", "cancelled"])
+    story.shot("cancelled-and-moved")
+    # And its Loom link opens the video
+    with page.expect_popup() as opened:
+        second.get_by_role("link", name="Open in Loom").click()
+    loom_page = opened.value
+    loom_page.wait_for_load_state()
+    assert loom_page.url.startswith(web.loom.url + "/share/")
+    expect(loom_page.get_by_role("heading", name="Customer call: Acme")).to_be_visible()
+    Story(loom_page, "new-user-loom").shot("video")
+    loom_page.close()
+    # When a meeting fails (Fathom cannot render it), expect what went wrong and a retry
+    web.fathom.set_fault("recording:4003", render_failure="generation_failed")
+    page.get_by_label(re.compile("Design review")).check()
+    page.get_by_role("button", name="Move selected (1)").click()
+    failed = story.job(4003)
+    expect(failed.locator(".badge")).to_have_text("Failed", timeout=60_000)
+    expect(failed.locator(".job-error")).to_contain_text("Fathom could not prepare the video")
+    # And once the meeting is queued again, the old row's retry refused with the server's words
+    web.fathom.clear_faults()
+    web.fathom.set_fault("recording:4003", render_seconds=120.0)
+    page.get_by_label(re.compile("Design review")).check()
+    page.get_by_role("button", name="Move selected (1)").click()
+    expect(page.locator('#queue li[data-meeting="4003"]')).to_have_count(2)
+    old = page.locator('#queue li[data-meeting="4003"].status-failed')
+    old.get_by_role("button", name="Retry Design review").click()
+    expect(old.locator(".error")).to_contain_text(
+        "This meeting is queued again already", timeout=SLOW
+    )
+    story.shot("retry-refused")
+    assert page.evaluate("window.__samePage") is True  # all of it without a reload
+    context.close()
+
+
+def test_another_user_sees_none_of_it(web: WebStack, browser: Browser) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844})  # a phone
+    page = context.new_page()
+    story = Story(page, "second-user")
+    page.goto(web.url + "/")
+    story.sign_up("grace@web.test")
+    # Expect no transfer, no key, no meeting of the first user's
+    expect(page.locator("#queue-empty")).to_be_visible()
+    expect(page.locator("#queue li")).to_have_count(0)
+    expect(page.locator("#fathom-state")).to_have_text("Not saved yet")
+    page.get_by_role("button", name="Show my meetings").click()
+    expect(page.locator("#meetings-status")).to_have_text(
+        "Save your Fathom key first: the meetings are listed with it"
+    )
+    expect(page.locator("#meetings li")).to_have_count(0)
+    story.shot("nothing-of-ada")
+    # And signing out leaves the sign-in form, and nothing of theirs in the page's storage
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert "grace" not in stored and FATHOM_KEY not in stored
+    context.close()
