@@ -63,6 +63,10 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
         with contextlib.suppress(redis.RedisError):
             ctx.redis.set(_excuse_key(row_id), 1, ex=EXCUSE_SECONDS)
 
+    def started() -> None:  # The rows behind it moved up: a sync says so, without a slot.
+        with contextlib.suppress(redis.RedisError):
+            request_sync(ctx.redis, 0.0, member=f"started:{row_id}")
+
     def progress(done: int, total: int) -> None:
         meta = {"row_id": row_id, "bytes_done": done, "bytes_total": total}
         self.update_state(state="PROGRESS", meta=meta)
@@ -71,7 +75,7 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     try:
         with log_context(row_id=row_id):
             control = RunControl(
-                lease.lost.is_set, progress, shutting_down, excused, stopped_by_outage
+                lease.lost.is_set, progress, shutting_down, excused, stopped_by_outage, started
             )
             step = run_transfer(row_id, ctx.transfer_ports(), control)
     except (PocketBaseUnavailable, redis.RedisError) as exc:  # The row is rescued when back.

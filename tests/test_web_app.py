@@ -15,12 +15,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.local_servers import LocalRedis
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import DEFAULT_PUBLIC_DIR
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
@@ -55,6 +57,7 @@ SLOW = 30_000  # ms: what may take a few syncs and a transfer
 @dataclass
 class WebStack:
     url: str
+    service_url: str
     pb: PocketBase
     fathom: FathomStandin
     loom: LoomStandin
@@ -68,7 +71,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
     start = datetime.now(UTC) - timedelta(days=3)
     for n, (recording, title) in enumerate(MEETINGS.items()):
         fathom.add_meeting(
-            FATHOM_KEY, recording, size=4_000_000, title=title, created_at=start + timedelta(days=n)
+            FATHOM_KEY, recording, size=8_000_000, title=title, created_at=start + timedelta(days=n)
         )
     loom = LoomStandin(storage_dir=root / "loom", local_share_links=True).start()
     redis = LocalRedis(root / "redis").start()
@@ -92,6 +95,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
         FATHOM_POLL_MAX_SECONDS="1",
         LOOM_POLL_INITIAL_SECONDS="0.2",
         TRANSFER_PROGRESS_INTERVAL_SECONDS="0.3",
+        LOOM_CHUNK_BYTES=str(256 * 1024),  # progress is told chunk by chunk
         TRANSFER_RETRY_BASE_SECONDS="0.3",
         TRANSFER_RETRY_MAX_SECONDS="1",
         SYNC_INTERVAL_SECONDS="1",
@@ -106,7 +110,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebStack]:
         processes.append(receiver.start())
         processes.append(CeleryWorker(env, root / "worker.log", concurrency=1).start())
         processes.append(CeleryBeat(env, root / "beat.log").start())
-        yield WebStack(pocketbase.url, pb, fathom, loom)
+        yield WebStack(pocketbase.url, receiver.url, pb, fathom, loom)
     finally:
         for process in reversed(processes):
             process.stop()
@@ -150,7 +154,7 @@ class Story:
         form.get_by_role("button", name="Create account").click()
         expect(page.locator("#who")).to_have_text(email)
 
-    def job(self, meeting: int) -> Any:
+    def job(self, meeting: int | str) -> Any:
         return self.page.locator(f'#queue li[data-meeting="{meeting}"]').first
 
 
@@ -184,46 +188,55 @@ def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser
     page.get_by_role("button", name="Save keys").click()
     expect(page.locator("#fathom-state")).to_contain_text("Fathom key accepted", timeout=SLOW)
     story.shot("right-key-accepted")
+    # When they turn auto-move on, expect the service's word on it; off again, "Off"
+    page.get_by_label("Move each new meeting by itself").check()
+    expect(page.locator("#auto-status")).to_contain_text("On: new meetings are found", timeout=SLOW)
+    story.shot("auto-move-on")
+    page.get_by_label("Move each new meeting by itself").uncheck()
+    expect(page.locator("#auto-status")).to_have_text("Off: you choose which meetings move.")
     # When they list their meetings, expect them newest first, none moved
     page.get_by_role("button", name="Show my meetings").click()
     titles = page.locator("#meetings .meeting-title")
     expect(titles).to_have_text(list(reversed(MEETINGS.values())), timeout=SLOW)
     expect(page.locator("#meetings .badge")).to_have_text(["not moved"] * 3)
     # And they pick two and move them
-    page.get_by_label(re.compile("Weekly planning")).check()
-    page.get_by_label(re.compile("Customer call: Acme")).check()
+    page.get_by_role("checkbox", name=re.compile("Weekly planning")).check()
+    page.get_by_role("checkbox", name=re.compile("Customer call: Acme")).check()
     page.get_by_role("button", name="Move selected (2)").click()
     expect(page.locator("#meetings-status")).to_have_text("Queued 2 meetings.")
     story.shot("two-queued")
     # Expect one moving with its progress growing, the other waiting its turn, live
-    first, second = story.job(4001), story.job(4002)
-    expect(first.locator(".badge")).to_have_text("Moving", timeout=SLOW)
-    expect(second.locator(".position")).to_have_text("#1 in line", timeout=SLOW)
-    progress = first.locator("progress")
+    expect(page.locator("#queue li.status-processing")).to_have_count(1, timeout=SLOW)
+    moving_id = int(page.locator("#queue li.status-processing").get_attribute("data-meeting") or 0)
+    waiting_id = 4001 if moving_id == 4002 else 4002
+    moving, waiting = story.job(moving_id), story.job(waiting_id)
+    expect(waiting.locator(".position")).to_have_text("#1 in line", timeout=SLOW)
+    progress = moving.locator("progress")
     expect(progress).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=SLOW)
     seen = int(progress.get_attribute("value") or 0)
     expect(progress).not_to_have_attribute("value", str(seen), timeout=SLOW)
     story.shot("moving-and-waiting")
     # When they cancel the one moving
-    first.get_by_role("button", name="Cancel Weekly planning").click()
-    expect(first.locator(".badge")).to_have_text("Cancelled", timeout=SLOW)
+    moving.get_by_role("button", name=f"Cancel {MEETINGS[moving_id]}").click()
+    expect(moving.locator(".badge")).to_have_text("Cancelled", timeout=SLOW)
     # Expect the other to leave the line, move, and arrive in Loom
-    expect(second.locator(".position")).to_have_count(0, timeout=SLOW)
-    expect(second.locator(".badge")).to_have_text("In Loom", timeout=60_000)
-    expect(page.locator("#meetings .badge")).to_have_text(["not moved", "moved", "cancelled"])
+    expect(waiting.locator(".position")).to_have_count(0, timeout=SLOW)
+    expect(waiting.locator(".badge")).to_have_text("In Loom", timeout=60_000)
+    states = {4003: "not moved", moving_id: "cancelled", waiting_id: "moved"}
+    expect(page.locator("#meetings .badge")).to_have_text([states[m] for m in (4003, 4002, 4001)])
     story.shot("cancelled-and-moved")
     # And its Loom link opens the video
     with page.expect_popup() as opened:
-        second.get_by_role("link", name="Open in Loom").click()
+        waiting.get_by_role("link", name="Open in Loom").click()
     loom_page = opened.value
     loom_page.wait_for_load_state()
     assert loom_page.url.startswith(web.loom.url + "/share/")
-    expect(loom_page.get_by_role("heading", name="Customer call: Acme")).to_be_visible()
+    expect(loom_page.get_by_role("heading", name=MEETINGS[waiting_id])).to_be_visible()
     Story(loom_page, "new-user-loom").shot("video")
     loom_page.close()
     # When a meeting fails (Fathom cannot render it), expect what went wrong and a retry
     web.fathom.set_fault("recording:4003", render_failure="generation_failed")
-    page.get_by_label(re.compile("Design review")).check()
+    page.get_by_role("checkbox", name=re.compile("Design review")).check()
     page.get_by_role("button", name="Move selected (1)").click()
     failed = story.job(4003)
     expect(failed.locator(".badge")).to_have_text("Failed", timeout=60_000)
@@ -231,7 +244,7 @@ def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser
     # And once the meeting is queued again, the old row's retry refused with the server's words
     web.fathom.clear_faults()
     web.fathom.set_fault("recording:4003", render_seconds=120.0)
-    page.get_by_label(re.compile("Design review")).check()
+    page.get_by_role("checkbox", name=re.compile("Design review")).check()
     page.get_by_role("button", name="Move selected (1)").click()
     expect(page.locator('#queue li[data-meeting="4003"]')).to_have_count(2)
     old = page.locator('#queue li[data-meeting="4003"].status-failed')
@@ -266,3 +279,60 @@ def test_another_user_sees_none_of_it(web: WebStack, browser: Browser) -> None:
     stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
     assert "grace" not in stored and FATHOM_KEY not in stored
     context.close()
+
+
+def test_an_account_signs_in_again_and_finds_its_transfers(web: WebStack, browser: Browser) -> None:
+    # Given an account made earlier (by the first story, or here when run alone)
+    email, password = "ada@web.test", "a-good-password-1"
+    user = web.pb.first("users", filter=pb_filter("email = {:e}", e=email))
+    if user is None:
+        body = {"email": email, "password": password, "passwordConfirm": password}
+        user = web.pb.create("users", body)
+    rows = list(web.pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user["id"])))
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.goto(web.url + "/")
+    # When it signs in, with a wrong password first
+    form = page.locator("#sign-in-form")
+    form.get_by_label("E-mail").fill("ada@web.test")
+    form.get_by_label("Password").fill("not-the-password")
+    form.get_by_role("button", name="Sign in").click()
+    expect(page.locator("#sign-in-error")).to_have_text(
+        "That e-mail and password do not match an account."
+    )
+    form.get_by_label("Password").fill(password)
+    form.get_by_role("button", name="Sign in").click()
+    # Expect its transfers, as it left them
+    expect(page.locator("#who")).to_have_text(email)
+    expect(page.locator("#queue li")).to_have_count(len(rows), timeout=SLOW)
+    Story(page, "returning-user").shot("signed-in")
+    context.close()
+
+
+def test_where_the_operator_closed_sign_up_the_page_says_so(
+    web: WebStack, browser: Browser
+) -> None:
+    users = web.pb.request("GET", "/api/collections/users")
+    web.pb.request("PATCH", "/api/collections/users", json={"createRule": None})
+    try:
+        page = browser.new_page()
+        page.goto(web.url + "/")
+        expect(page.locator("#sign-up-closed")).to_be_visible()
+        expect(page.locator("#sign-up-form")).to_be_hidden()
+        Story(page, "closed-sign-up").shot("page")
+        page.close()
+    finally:
+        web.pb.request("PATCH", "/api/collections/users", json={"createRule": users["createRule"]})
+
+
+def test_the_meetings_route_of_the_service_is_for_pocketbase_alone(web: WebStack) -> None:
+    # Given someone who found the service's internal route, without PocketBase's token
+    some_user = web.pb.first("users", filter="id != ''")
+    assert some_user is not None
+    url = f"{web.service_url}/internal/meetings/{some_user['id']}"
+    # Expect a 401 and nothing about the user
+    for headers in ({}, {"Authorization": "Bearer guessed"}):
+        answer = httpx.get(url, headers=headers, timeout=10)
+        assert answer.status_code == 401 and "items" not in answer.json()
+    # And the page's own route needs a signed-in user
+    assert httpx.get(f"{web.url}/api/fathom2loom/meetings", timeout=10).status_code == 401

@@ -209,7 +209,10 @@ class LoomStandin(StandinServer):
         return {f"video:{video_id}"} if video_id else set()
 
     def admit(self, req: Request) -> None:
-        """tus requests may come without a key (the upload URL is the capability), not /v1."""
+        """tus requests may come without a key (the upload URL is the capability), not /v1;
+        share pages are public, as Loom's are."""
+        if " /share/" in req.route:
+            return
         if " /tus/" in req.route:
             with self.lock:
                 self._tus_requests += 1

@@ -78,15 +78,17 @@ class TransferPorts:
 @dataclass
 class RunControl:
     """The caller's side of a run: is the lease still ours, is the worker shutting down (then
-    the row is handed back at the next chunk), where progress is reported, and whether the
-    row's previous run was stopped by an outage of our own servers (then it is not counted as
-    an attempt: PocketBase being away is no fault of the row's)."""
+    the row is handed back at the next chunk), where progress is reported, whether the row's
+    previous run was stopped by an outage of our own servers (then it is not counted as an
+    attempt: PocketBase being away is no fault of the row's), and who to tell when the row left
+    the line (pending to processing: every row behind it moved up one place)."""
 
     lease_lost: Callable[[], bool] = field(default=lambda: False)
     on_progress: Callable[[int, int], None] = field(default=lambda done, total: None)
     shutting_down: Callable[[], bool] = field(default=lambda: False)
     previous_run_excused: Callable[[], bool] = field(default=lambda: False)
     stopped_by_outage: Callable[[], None] = field(default=lambda: None)
+    left_the_line: Callable[[], None] = field(default=lambda: None)
 
 
 def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None = None) -> Step:
@@ -165,7 +167,10 @@ class _Run:
                 wait_reason="",
                 state=fresh,
             )
-            return row if written else Done(Status.CANCELLED)
+            if not written:
+                return Done(Status.CANCELLED)
+            self.control.left_the_line()
+            return row
         attempts = row.attempts
         if state.open_run and excused and state.outage_runs < MAX_EXCUSED_OUTAGES:
             state.outage_runs += 1
