@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "f2l-e2e"
 SANDBOX_KEYS = ("sandbox-fathom-key", "sandbox-loom-key")
 DEMO_EMAIL = "demo@fathom2loom.local"
+DEMO_PASSWORD = "demo-password-123"  # fathom2loom/sandbox.py
 
 
 def free_port() -> int:
@@ -319,6 +320,28 @@ def check_logs(stack: Stack) -> None:
     )
 
 
+def check_web_app(stack: Stack) -> None:
+    """PocketBase serves the web app at /, and its meetings list reaches the service's HTTP
+    process over the compose network for a signed-in user."""
+    base = stack.url("PB_PORT")
+    page = httpx.get(f"{base}/", timeout=10)
+    assert page.status_code == 200 and "fathom2loom" in page.text, page.text[:300]
+    for asset in ("/js/app.js", "/app.css", "/vendor/pocketbase.es.mjs"):
+        assert httpx.get(f"{base}{asset}", timeout=10).status_code == 200, asset
+    token = httpx.post(
+        f"{base}/api/collections/users/auth-with-password",
+        json={"identity": DEMO_EMAIL, "password": DEMO_PASSWORD},
+        timeout=10,
+    ).json()["token"]
+    listed = httpx.get(
+        f"{base}/api/fathom2loom/meetings", headers={"Authorization": token}, timeout=60
+    )
+    assert listed.status_code == 200, listed.text
+    states = {m["recording_id"]: m["state"] for m in listed.json()["items"]}
+    assert {"1001", "1002", "1003", "1004", "1005"} <= set(states), states
+    say(f"the web app is served at /, and lists the demo user's meetings: {states}")
+
+
 def main() -> int:
     stack = Stack()
     started = time.monotonic()
@@ -331,6 +354,7 @@ def main() -> int:
         check_completed_once(stack, pb)
         check_users_keys(stack, pb)
         check_auto_move(stack, pb)
+        check_web_app(stack)
         check_migrations(stack)
         check_flower(stack)
         check_logs(stack)

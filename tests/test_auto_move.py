@@ -38,6 +38,7 @@ from fathom2loom.providers.ratelimit import Budget, RateLimiter
 from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
+from fathom2loom.standins.webhooks import Registration
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession, make_settings
 from tests.http_proxy import Proxy
 from tests.pipeline import (
@@ -137,6 +138,17 @@ def signed(
     }
 
 
+def registered(
+    scenario: Scenario, fathom: FathomStandin, providers: Providers, settings: Settings
+) -> Registration:
+    """The scenario's user with auto-move on, and the webhook the service registered for them."""
+    turn_on(scenario.user)
+    store, keys = AutoMoveStore(scenario.pb, BOX), KeyStore(scenario.pb, BOX)
+    reconcile_webhooks(store, keys, providers, settings)
+    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    return registration
+
+
 def test_the_receiver_refuses_what_it_cannot_trust_and_says_so(
     scenario: Scenario,
     fathom: FathomStandin,
@@ -146,11 +158,8 @@ def test_the_receiver_refuses_what_it_cannot_trust_and_says_so(
     worker_env: dict[str, str],
 ) -> None:
     pb, user = scenario.pb, scenario.user
-    store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
     # Given a user with auto-move on, whose webhook the service registered at Fathom
-    turn_on(user)
-    reconcile_webhooks(store, keys, providers, service_settings)
-    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    registration = registered(scenario, fathom, providers, service_settings)
     assert registration.url == f"{receiver.url}/fathom/{user.id}"
     assert not registration.includes["include_transcript"]
     assert not registration.includes["include_summary"]
@@ -210,9 +219,7 @@ def test_a_delivery_while_pocketbase_is_away_is_left_for_the_senders_retry(
     worker_env: dict[str, str],
 ) -> None:
     pb, user = scenario.pb, scenario.user
-    turn_on(user)
-    reconcile_webhooks(AutoMoveStore(pb, BOX), KeyStore(pb, BOX), providers, service_settings)
-    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    registration = registered(scenario, fathom, providers, service_settings)
     meeting = fathom.add_meeting(FATHOM_KEY, 9811, created_at=datetime.now(UTC))
     body = json.dumps(meeting)
     headers = signed(registration.secret, body)
@@ -589,9 +596,7 @@ def test_a_flood_of_unsigned_deliveries_costs_a_few_lines_and_stops_being_heard(
     receiver = Receiver(env, tmp_path / "receiver.log").start()
     settings = service_settings.model_copy(update={"webhook_public_url": receiver.url})
     try:
-        turn_on(user)
-        reconcile_webhooks(AutoMoveStore(pb, BOX), KeyStore(pb, BOX), providers, settings)
-        (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+        registration = registered(scenario, fathom, providers, settings)
         meeting = fathom.add_meeting(FATHOM_KEY, 9811, created_at=datetime.now(UTC))
         body = json.dumps(meeting)
         lookups_before = proxy.forwarded
@@ -647,9 +652,7 @@ def test_a_webhook_is_named_by_a_keyed_fingerprint_and_older_names_still_count(
     pb, user = scenario.pb, scenario.user
     store, keys = AutoMoveStore(pb, BOX), KeyStore(pb, BOX)
     # Given a user's webhook registered by the service
-    turn_on(user)
-    reconcile_webhooks(store, keys, providers, service_settings)
-    (registration,) = fathom.webhooks.registrations(FATHOM_KEY)
+    registration = registered(scenario, fathom, providers, service_settings)
     row = store.row(user.id)
     assert row is not None
     # Expect the key and URL it was made for stored as an HMAC under the server's secret, not a

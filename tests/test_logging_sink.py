@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,19 @@ def sink_logger(redis_server: Any, redis_client: redis.Redis) -> Iterator[loggin
     yield logger
     logger.removeHandler(handler)
     handler.close()
+
+
+@contextmanager
+def handled_logger(name: str, handler: RedisLogHandler) -> Iterator[logging.Logger]:
+    """A logger of a process of its own making: `handler` alone, from INFO up."""
+    logger = logging.getLogger(name)
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(handler)
+    try:
+        yield logger
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def drain(pb: PocketBase, client: redis.Redis, *loggers: logging.Logger) -> int:
@@ -253,6 +267,18 @@ def big_records(count: int, size: int = 3000) -> list[dict[str, Any]]:
     ]
 
 
+@contextmanager
+def behind_a_proxy(pb: PocketBase, *, max_body: int) -> Iterator[tuple[Proxy, PocketBase]]:
+    """A client of `pb`'s server through a proxy that refuses larger bodies with 413."""
+    proxy = Proxy(pb.base_url).start()
+    proxy.max_body = max_body
+    try:
+        with PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD) as behind:
+            yield proxy, behind
+    finally:
+        proxy.stop()
+
+
 def flush_all(pb: PocketBase, buffer: LogBuffer, rounds: int = 20) -> int:
     written = 0
     for _ in range(rounds):
@@ -285,16 +311,11 @@ def test_a_proxy_that_refuses_large_bodies_makes_the_flusher_halve(
     pb: PocketBase, redis_client: redis.Redis
 ) -> None:
     # Given PocketBase behind a proxy that takes no body over 1 MiB (nginx's default is 1 MiB)
-    proxy = Proxy(pb.base_url).start()
-    proxy.max_body = 1 << 20
     buffer = LogBuffer(redis_client)
     buffer.push(*big_records(2000))
-    try:
-        with PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD) as behind:
-            # When the flusher sends its 4 MiB pieces through it
-            written = flush_all(behind, buffer)
-    finally:
-        proxy.stop()
+    with behind_a_proxy(pb, max_body=1 << 20) as (proxy, behind):
+        # When the flusher sends its 4 MiB pieces through it
+        written = flush_all(behind, buffer)
     # Expect the refused requests halved until they passed, and every record stored once
     assert proxy.refused and written == 2000
     assert len(list(pb.list_all("logs", fields="id", per_page=1000))) == 2000
@@ -304,15 +325,10 @@ def test_a_record_too_large_for_any_request_is_kept_as_an_excerpt(
     pb: PocketBase, redis_client: redis.Redis
 ) -> None:
     # Given PocketBase behind a proxy that takes no body over 64 kB, and a 150 kB record
-    proxy = Proxy(pb.base_url).start()
-    proxy.max_body = 64 << 10
     buffer = LogBuffer(redis_client)
     buffer.push(*big_records(3, size=150_000))
-    try:
-        with PocketBase(proxy.url, ADMIN_EMAIL, ADMIN_PASSWORD) as behind:
-            flush_all(behind, buffer)
-    finally:
-        proxy.stop()
+    with behind_a_proxy(pb, max_body=64 << 10) as (_, behind):
+        flush_all(behind, buffer)
     # Expect each stored as an error record that says why and keeps its start
     stored = list(pb.list_all("logs", per_page=1000))
     assert len(stored) == 3
@@ -325,25 +341,20 @@ def test_a_handler_whose_queue_overflowed_says_so(
 ) -> None:
     # Given a process whose Redis is away, with room for 100 records in memory
     own = LocalRedis(tmp_path / "redis")
-    handler = RedisLogHandler(own.url, backlog=100)
-    logger = logging.getLogger("tasks.overflow")
-    logger.propagate, logger.level = False, logging.INFO
-    logger.addHandler(handler)
     try:
-        # When it logs 150 records, then Redis comes up
-        for n in range(150):
-            logger.info("queued %d", n)
-        own.start()
-        client = redis.Redis.from_url(own.url)
-        deadline = time.monotonic() + 10
-        while client.llen("f2l:logs:low") + client.llen("f2l:logs:high") < 101:
-            assert time.monotonic() < deadline, "the handler did not push"
-            time.sleep(0.1)
-        drain(pb, client)
-        client.close()
+        with handled_logger("tasks.overflow", RedisLogHandler(own.url, backlog=100)) as logger:
+            # When it logs 150 records, then Redis comes up
+            for n in range(150):
+                logger.info("queued %d", n)
+            own.start()
+            client = redis.Redis.from_url(own.url)
+            deadline = time.monotonic() + 10
+            while client.llen("f2l:logs:low") + client.llen("f2l:logs:high") < 101:
+                assert time.monotonic() < deadline, "the handler did not push"
+                time.sleep(0.1)
+            drain(pb, client)
+            client.close()
     finally:
-        logger.removeHandler(handler)
-        handler.close()
         own.stop()
     # Expect the 100 it had room for, and a warning that says 50 were dropped: none silently
     stored = {r["msg"]: r for r in pb.list_all("logs", per_page=1000)}
@@ -461,32 +472,28 @@ def test_records_outlive_redis_restarting_empty(
     # Given records a process pushed into a Redis that then dies before any flush
     own = LocalRedis(tmp_path / "redis").start()
     handler = RedisLogHandler(own.url)
-    logger = logging.getLogger("tasks.restart")
-    logger.propagate, logger.level = False, logging.INFO
-    logger.addHandler(handler)
     try:
-        for n in range(300):
-            logger.info("kept %d", n)
-        handler.flush()
-        client = redis.Redis.from_url(own.url)
-        assert client.llen("f2l:logs:low") == 300
-        assert own.process is not None
-        own.process.kill()
-        own.process.wait(10)
-        own.start()  # Empty, on the same port
-        # When the process notices (within a few seconds) and a flusher runs
-        deadline = time.monotonic() + 10
-        while client.llen("f2l:logs:low") < 300 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        drain(pb, client)
-        # Expect every record in PocketBase, once
-        messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
-        assert sorted(messages) == sorted(f"kept {n}" for n in range(300))
-        # And once PocketBase has them, the process forgets them (nothing sent a third time)
-        time.sleep(CHECK_SECONDS * 2.5)
-        assert not handler._retained
-        client.close()
+        with handled_logger("tasks.restart", handler) as logger:
+            for n in range(300):
+                logger.info("kept %d", n)
+            handler.flush()
+            client = redis.Redis.from_url(own.url)
+            assert client.llen("f2l:logs:low") == 300
+            assert own.process is not None
+            own.process.kill()
+            own.process.wait(10)
+            own.start()  # Empty, on the same port
+            # When the process notices (within a few seconds) and a flusher runs
+            deadline = time.monotonic() + 10
+            while client.llen("f2l:logs:low") < 300 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            drain(pb, client)
+            # Expect every record in PocketBase, once
+            messages = [r["msg"] for r in pb.list_all("logs", fields="msg", per_page=1000)]
+            assert sorted(messages) == sorted(f"kept {n}" for n in range(300))
+            # And once PocketBase has them, the process forgets them (nothing sent a third time)
+            time.sleep(CHECK_SECONDS * 2.5)
+            assert not handler._retained
+            client.close()
     finally:
-        logger.removeHandler(handler)
-        handler.close()
         own.stop()

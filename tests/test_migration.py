@@ -204,16 +204,30 @@ def test_migrate_down_removes_them_and_up_restores_them(fresh: Any) -> None:
     assert_schema(restart(fresh, migrations))
 
 
+def server_before(migration: str, tmp_path: Path, **options: Any) -> Any:
+    """A server migrated up to just before `migration` (a file name's start), from a directory
+    of its own that `migrate_to_the_end` fills with the rest."""
+    migrations = tmp_path / "migrations"
+    migrations.mkdir()
+    for path in sorted(MIGRATIONS.glob("*.js")):
+        if path.name < migration:
+            (migrations / path.name).write_text(path.read_text())
+    return start_pocketbase(tmp_path / "server", migrations_dir=migrations, **options)
+
+
+def migrate_to_the_end(server: Any) -> None:
+    server.stop()
+    for path in sorted(MIGRATIONS.glob("*.js")):
+        (server.migrations_dir / path.name).write_text(path.read_text())
+    server.migrate("up")
+    server.start()
+
+
 def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
     tmp_path: Path,
 ) -> None:
     # Given a server at the transfer-fields migration, holding two active rows for one meeting
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.js")):
-        if path.name < "1730000002":
-            (migrations / path.name).write_text(path.read_text())
-    server = start_pocketbase(tmp_path / "server", migrations_dir=migrations)
+    server = server_before("1730000002", tmp_path)
     try:
         with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
             user = pb.create(
@@ -232,11 +246,7 @@ def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
                 for n, status in enumerate(["pending", "processing", "pending", "completed"])
             ]
         # When the waits migration is applied
-        server.stop()
-        for path in sorted(MIGRATIONS.glob("*.js")):
-            (migrations / path.name).write_text(path.read_text())
-        server.migrate("up")
-        server.start()
+        migrate_to_the_end(server)
         with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
             statuses = [pb.get("queue", r)["status"] for r in rows]
             cancelled = pb.get("queue", rows[0])["error_message"]
@@ -251,12 +261,7 @@ def test_the_waits_migration_cancels_active_duplicates_before_adding_its_index(
 def test_the_canonical_ids_migration_leaves_one_spelling_per_recording(tmp_path: Path) -> None:
     # Given a server before it, without the hooks (which now refuse such ids at the door),
     # holding rows written before meeting ids were checked
-    migrations = tmp_path / "migrations"
-    migrations.mkdir()
-    for path in sorted(MIGRATIONS.glob("*.js")):
-        if path.name < "1730000006":
-            (migrations / path.name).write_text(path.read_text())
-    server = start_pocketbase(tmp_path / "server", migrations_dir=migrations, hooks=False)
+    server = server_before("1730000006", tmp_path, hooks=False)
     given = [
         ("1004", "pending"),
         ("01004", "pending"),
@@ -277,11 +282,7 @@ def test_the_canonical_ids_migration_leaves_one_spelling_per_recording(tmp_path:
                 for m, s in given
             ]
         # When the migration is applied
-        server.stop()
-        for path in sorted(MIGRATIONS.glob("*.js")):
-            (migrations / path.name).write_text(path.read_text())
-        server.migrate("up")
-        server.start()
+        migrate_to_the_end(server)
         with PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD) as pb:
             after = [pb.get("queue", r) for r in rows]
     finally:

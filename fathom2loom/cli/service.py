@@ -74,8 +74,9 @@ def register(commands: Any) -> None:
     flower.set_defaults(handler=_flower, passes_through=True)
     commands.add_parser(
         "webhooks",
-        help="run the webhook receiver Fathom delivers new meetings to (WEBHOOK_LISTEN_HOST/PORT;"
-        " put it behind a TLS reverse proxy at WEBHOOK_PUBLIC_URL)",
+        help="run the service's HTTP process: the webhook receiver Fathom delivers new meetings"
+        " to, and the web app's meetings list for PocketBase (WEBHOOK_LISTEN_HOST/PORT; publish"
+        " only /fathom/, behind a TLS reverse proxy at WEBHOOK_PUBLIC_URL)",
     ).set_defaults(handler=_webhooks)
     commands.add_parser(
         "demo", help="sandbox: a demo user with stand-in keys and its meetings queued (idempotent)"
