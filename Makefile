@@ -21,7 +21,7 @@ venv: $(VENV)/.synced
 run: venv ## the whole stack locally (sandbox mode when no real keys are configured)
 	$(VENV)/bin/fathom2loom dev
 
-test: venv ## the test suite against real PocketBase, Redis and Celery processes
+test: venv lint ## lint and types first (a finding fails the run), then the suite against real servers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 compose-test: venv ## the compose stack for real: sandbox profile, 3 workers, end to end

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -166,7 +167,7 @@ def check_scale_down(stack: Stack, pb: PocketBaseView) -> None:
 
     for row_id, row in moving.items():
         left = 15 - (time.monotonic() - stopped_at)
-        wait_for(f"meeting {row['meeting_id']} to go on", lambda r=row_id: went_on(r), left, 0.2)
+        wait_for(f"meeting {row['meeting_id']} to go on", partial(went_on, row_id), left, 0.2)
         after = time.monotonic() - stopped_at
         say(f"meeting {row['meeting_id']} went on {after:.1f} s after the stop")
     for row in pb.demo_rows():

@@ -172,8 +172,8 @@ class Subscription:
         ):
             for event, data in parse_sse(response.iter_lines()):
                 if event == "PB_CONNECT":
-                    subscriptions = {"clientId": json.loads(data)["clientId"]}
-                    subscriptions["subscriptions"] = self._topics  # type: ignore[assignment]
+                    subscriptions: dict[str, Any] = {"clientId": json.loads(data)["clientId"]}
+                    subscriptions["subscriptions"] = self._topics
                     self._http.post("/api/realtime", json=subscriptions).raise_for_status()
                     self._ready.set()
                 else:

@@ -140,7 +140,7 @@ class Scenario:
 
     @property
     def redis(self) -> redis.Redis:
-        client: redis.Redis = self.celery.backend.client
+        client: redis.Redis = self.celery.backend.client  # type: ignore[attr-defined]
         return client
 
     def send(self, row_id: str) -> Any:

@@ -444,7 +444,8 @@ def test_a_backlog_longer_than_the_budget_is_worked_through_over_polls(
         first = catch_up(store, keys, budget, tight)
         assert (len(first.queued), first.deferred) == (3, 1)
         row = store.row(user.id)
-        assert row is not None and parse_date(row["watermark"]) > meetings[9603]
+        watermark = parse_date(row["watermark"]) if row else None
+        assert watermark is not None and watermark > meetings[9603]
         # And the next poll (a new window) goes on from there, queueing the rest, none twice
         for used in client.scan_iter("f2l:ratelimit:*"):
             client.delete(used)
@@ -501,7 +502,8 @@ def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
     assert catch_up(store, keys, providers, service_settings).queued == []
     row = store.row(user.id)
     assert row is not None and row["recorded_by"] == user.email
-    assert parse_date(row["watermark"]) > since + timedelta(days=6)  # past a whole week
+    watermark = parse_date(row["watermark"])
+    assert watermark is not None and watermark > since + timedelta(days=6)  # past a whole week
     meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
     assert meta is not None
     # When the user says which Fathom account is theirs, expect the poll to look again

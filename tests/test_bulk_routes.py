@@ -99,9 +99,9 @@ def test_a_bad_position_refuses_the_list_with_its_index(
 ) -> None:
     alice = make_user("alice")
     rows = [seed(pb, alice.id, status="pending", position=n + 1) for n in range(3)]
-    refusals = {
-        ("position", 1): [[rows[0], 5], [rows[1], -1], [rows[2], 7]],
-        ("id", 2): [[rows[0], 5], [rows[1], 6], ["not-an-id", 7]],
+    refusals: dict[tuple[str, int], list[tuple[str, int]]] = {
+        ("position", 1): [(rows[0], 5), (rows[1], -1), (rows[2], 7)],
+        ("id", 2): [(rows[0], 5), (rows[1], 6), ("not-an-id", 7)],
     }
     for (field, index), pairs in refusals.items():
         # When one value of the list is bad

@@ -15,6 +15,7 @@ from fathom2loom.errors import (
     NotAllowed,
     NothingToDownload,
     ProtocolError,
+    ProviderError,
     RateLimited,
     RecordingNotFound,
     TemporaryFault,
@@ -186,7 +187,7 @@ def test_permanent_errors_are_typed_and_explained(
     )
     with pytest.raises(error, match=words) as caught:
         fathom.request_download(7)
-    assert caught.value.status == status
+    assert isinstance(caught.value, ProviderError) and caught.value.status == status
     assert_clean(caught.value)
     # Permanent errors are not retried
     assert fathom_standin.stats()["downloads_requested"] <= 1
