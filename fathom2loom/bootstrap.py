@@ -13,18 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fathom2loom.errors import (
+    BootstrapError,
     ConfigError,
-    Fathom2LoomError,
     PocketBaseForbidden,
     PocketBaseGarbled,
     PocketBaseNotFound,
+    SchemaError,
 )
 from fathom2loom.local_servers import LocalPocketBase
 from fathom2loom.pocketbase.bulk import ROUTE as BULK_ROUTE
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.schema import (
     REQUIRED_COLLECTIONS,
-    SchemaError,
     desired_collections,
     outdated_collections,
 )
@@ -33,10 +33,6 @@ from fathom2loom.settings import Settings
 __all__ = ["BootstrapError", "BootstrapReport", "bootstrap"]
 
 log = logging.getLogger(__name__)
-
-
-class BootstrapError(Fathom2LoomError):
-    """PocketBase cannot be brought to a usable state; the message says what to do."""
 
 
 @dataclass
@@ -65,20 +61,20 @@ def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapRepor
     try:
         pb.authenticate(force=True)
         return
-    except PocketBaseForbidden:
+    except PocketBaseForbidden as exc:
         if settings.pb_data_dir is None:
             raise BootstrapError(
                 f"cannot log in to PocketBase as {settings.pb_admin_email}: create that superuser"
                 " (`pocketbase superuser create`) or set PB_DATA_DIR to PocketBase's data directory"
                 " so bootstrap can create it"
-            ) from None
+            ) from exc
     local = LocalPocketBase(settings.pb_data_dir, None)
     try:
         local.create_superuser(settings.admin_email, settings.admin_password)
-    except RuntimeError:
+    except RuntimeError as exc:
         raise BootstrapError(
             f"superuser {settings.pb_admin_email} exists but PB_ADMIN_PASSWORD does not match it"
-        ) from None
+        ) from exc
     pb.authenticate(force=True)
     report.did(f"created superuser {settings.pb_admin_email}")
 

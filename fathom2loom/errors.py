@@ -1,10 +1,17 @@
-"""The service's error tree. Library errors are translated once, at each client's boundary.
+"""The service's error tree: every error a caller of this package can meet, and nothing else.
+Library errors are translated once, at each client's boundary, and chained (`raise … from exc`).
 
 Fathom2LoomError                    `retryable`, `retry_after`, `user_message` on every error
 ├── ConfigError                     a setting is missing or malformed (one line, names it)
+├── SchemaError                     a migration's collection snapshot cannot be read
+├── BootstrapError                  PocketBase cannot be brought to a usable state
 ├── UndecryptableKey                a stored API key cannot be decrypted (`reason`)
 ├── UnknownUser                     no user with that id or e-mail
+├── QueueRefused                    a move the queue does not allow (cancel an ended row, ...)
 ├── RowFailed                       a queue row cannot be transferred (fathom2loom.transfer)
+├── UploadStopped                   an upload stopped on purpose (cancel, shutdown, lost lease)
+├── FilterTooLong                   a PocketBase filter over its 3,500 characters
+├── CoordinationUnavailable         Redis (leases, shared rate budgets) not answering
 ├── PocketBaseError                 any failure talking to PocketBase
 │   ├── PocketBaseUnavailable       network fault, timeout or 5xx after the retries ran out
 │   │   └── PocketBaseGarbled           a success whose body is not what PocketBase sends
@@ -12,7 +19,8 @@ Fathom2LoomError                    `retryable`, `retry_after`, `user_message` o
 │       ├── PocketBaseNotFound          404
 │       ├── PocketBaseForbidden         401/403 that survived a fresh superuser login
 │       └── PocketBaseValidation        400 with per-field errors (`field_errors`)
-│           └── PocketBaseBatchFailed   a batch rolled back; `index` names the request
+│           ├── PocketBaseBatchFailed   a batch rolled back; `index` names the request
+│           └── BulkRefused             a bulk route refused a list; `index`, `field`, `reason`
 └── ProviderError                   Fathom or Loom failed (`provider`, `status`)
     ├── PermanentProviderError      the same request cannot succeed: the user must act
     │   ├── KeyRejected                 401
@@ -31,6 +39,8 @@ Fathom2LoomError                    `retryable`, `retry_after`, `user_message` o
             ├── UploadGone                  the tus upload is unknown (404/410)
             └── VideoGone                   the Loom video is unknown or deleted
 
+(`tests/test_errors.py` holds this drawing to the classes.)
+
 Messages (`str()` and `user_message`) are short, say what to do, and never hold a key, a token or
 a signed URL.
 """
@@ -40,9 +50,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "BootstrapError",
+    "BulkRefused",
     "ConfigError",
+    "CoordinationUnavailable",
     "DownloadGone",
     "Fathom2LoomError",
+    "FilterTooLong",
     "Gone",
     "KeyRejected",
     "LinkExpired",
@@ -60,14 +74,18 @@ __all__ = [
     "ProtocolError",
     "ProviderError",
     "ProviderRejected",
+    "QueueRefused",
     "RateLimited",
     "RecordingNotFound",
+    "RowFailed",
+    "SchemaError",
     "StillWorking",
     "TemporaryFault",
     "TransientProviderError",
     "UndecryptableKey",
     "UnknownUser",
     "UploadGone",
+    "UploadStopped",
     "VideoGone",
 ]
 
@@ -97,6 +115,41 @@ class UndecryptableKey(Fathom2LoomError):
 
 class UnknownUser(Fathom2LoomError):
     """No user has that id or e-mail address."""
+
+
+class SchemaError(Fathom2LoomError):
+    """A migration file's snapshot cannot be read."""
+
+
+class BootstrapError(Fathom2LoomError):
+    """PocketBase cannot be brought to a usable state; the message says what to do."""
+
+
+class QueueRefused(Fathom2LoomError):
+    """The move is not allowed for this row (the message says why)."""
+
+
+class RowFailed(Fathom2LoomError):
+    """The row cannot be transferred; `message` is what the user reads."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UploadStopped(Fathom2LoomError):
+    """The caller asked the upload to stop (the row was cancelled, the lease was lost, the
+    worker is shutting down): not a fault."""
+
+
+class FilterTooLong(Fathom2LoomError, ValueError):
+    """A PocketBase filter longer than the 3,500 characters PocketBase takes."""
+
+
+class CoordinationUnavailable(Fathom2LoomError):
+    """Redis, where processes share leases and rate budgets, is not answering; try later."""
+
+    retryable = True
 
 
 # -- PocketBase ---------------------------------------------------------------------------------
@@ -173,6 +226,18 @@ class PocketBaseBatchFailed(PocketBaseValidation):
 
     def __str__(self) -> str:
         return f"PocketBase rolled back a batch: request {self.index} failed: {self.cause}"
+
+
+class BulkRefused(PocketBaseValidation):
+    """A bulk route refused a list; `index` is the value's place in the list given, `field` its
+    field; nothing of that request was written."""
+
+    def __init__(self, index: int, field: str, reason: str) -> None:
+        super().__init__(400, f"record {index} was refused ({field}: {reason})")
+        self.index, self.field, self.reason = index, field, reason
+
+    def __str__(self) -> str:
+        return self.message
 
 
 # -- providers ----------------------------------------------------------------------------------

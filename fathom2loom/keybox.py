@@ -106,18 +106,18 @@ class KeyBox:
             raise UndecryptableKey("it was encrypted with a key this service does not have")
         try:
             raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-        except (binascii.Error, ValueError):
-            raise UndecryptableKey("its payload is not base64url") from None
+        except (binascii.Error, ValueError) as exc:
+            raise UndecryptableKey("its payload is not base64url") from exc
         if len(raw) < NONCE_BYTES + 16:
             raise UndecryptableKey("it is too short")
         try:
             plain = aead.decrypt(
                 raw[:NONCE_BYTES], raw[NONCE_BYTES:], _associated_data(user_id, field)
             )
-        except InvalidTag:
+        except InvalidTag as exc:
             raise UndecryptableKey(
                 "it was altered, or it belongs to another user or field"
-            ) from None
+            ) from exc
         return plain.decode()
 
     def _decrypt_hook(self, kid: str, payload: str, user_id: str, field: Field) -> str:
@@ -126,15 +126,15 @@ class KeyBox:
             raise UndecryptableKey("it was encrypted with a key this service does not have")
         try:
             raw = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise UndecryptableKey("its payload is not base64") from None
+        except (binascii.Error, ValueError) as exc:
+            raise UndecryptableKey("its payload is not base64") from exc
         if len(raw) < NONCE_BYTES + 16:
             raise UndecryptableKey("it is too short")
         try:
             sealed = json.loads(aead.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], None))
-        except InvalidTag:
-            raise UndecryptableKey("it was altered") from None
-        except ValueError:
+        except InvalidTag as exc:
+            raise UndecryptableKey("it was altered") from exc
+        except ValueError:  # Not chained: the cause holds the decrypted text.
             raise UndecryptableKey("its plaintext is not the f2l2 JSON") from None
         if not isinstance(sealed, dict) or not isinstance(sealed.get("k"), str):
             raise UndecryptableKey("its plaintext is not the f2l2 JSON")

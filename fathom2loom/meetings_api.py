@@ -83,7 +83,12 @@ class MeetingsApi:
             return 400, {"message": f"since must be a date like 2026-11-01, not {since[:40]!r}"}
         count = int(limit) if limit and limit.isascii() and limit.isdigit() else 50
         try:
-            return 200, {"items": self._items(user_id, moment, min(max(count, 1), MAX_LIMIT))}
+            items = self._items(user_id, moment, min(max(count, 1), MAX_LIMIT))
+            if items is None:
+                return 400, {
+                    "message": "Save your Fathom key first: the meetings are listed with it"
+                }
+            return 200, {"items": items}
         except UndecryptableKey as exc:
             why = f"Your saved Fathom key cannot be read ({exc.reason}): save it again"
             return 400, {"message": why}
@@ -102,19 +107,17 @@ class MeetingsApi:
             log.exception("meetings of user %s failed unexpectedly", user_id, extra=_about(user_id))
             return 503, {"message": "The meetings could not be listed: try again soon"}
 
-    def _items(self, user_id: str, since: datetime | None, limit: int) -> list[dict[str, Any]]:
+    def _items(
+        self, user_id: str, since: datetime | None, limit: int
+    ) -> list[dict[str, Any]] | None:
+        """The listing; None when the user has no Fathom key saved."""
         key = self.keys.read(user_id, "Fathom")
         if not key:
-            raise _NoKey
+            return None
         with secret_scope(key):
             fathom = self.providers.fathom(key, background=True)
             found = meeting_states(self.pb, fathom, user_id, limit=limit, since=since)
             return [_item(state) for state in found]
-
-
-class _NoKey(PermanentProviderError):
-    def __init__(self) -> None:
-        super().__init__("Fathom", "Save your Fathom key first: the meetings are listed with it")
 
 
 def _about(user_id: str) -> dict[str, Any]:

@@ -307,6 +307,7 @@ def load_settings(*, needs: tuple[str, ...] = NEEDS_ALL, **overrides: Any) -> Se
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
+        # Not chained: pydantic's error quotes the values, and several of them are secrets.
         raise ConfigError("; ".join(_describe(e) for e in exc.errors())) from None
     return settings.require(*needs)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.errors import QueueRefused
 from fathom2loom.meeting_ids import InvalidMeetingId, canonical_meeting_id
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso, pb_date
@@ -30,10 +30,6 @@ __all__ = [
     "retry_rows",
     "user_rows",
 ]
-
-
-class QueueRefused(Fathom2LoomError):
-    """The move is not allowed for this row (the message says why)."""
 
 
 @dataclass(frozen=True)
@@ -116,7 +112,7 @@ def enqueue(
                 canonical_meeting_id(item.recording_id if isinstance(item, Meeting) else item)
             )
         except InvalidMeetingId as exc:
-            raise QueueRefused(f"{exc}: nothing was queued") from None
+            raise QueueRefused(f"{exc}: nothing was queued") from exc
     report = EnqueueReport()
     rows = _latest_by_meeting(user_rows(pb, user_id))
     for item, meeting_id in zip(wanted, ids, strict=True):

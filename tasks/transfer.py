@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
 from fathom2loom.errors import PocketBaseUnavailable
 from fathom2loom.inflight import InFlight
@@ -75,7 +76,13 @@ def transfer(self: Task[Any, Any], row_id: str) -> dict[str, Any]:
     try:
         with log_context(row_id=row_id):
             control = RunControl(
-                lease.lost.is_set, progress, shutting_down, excused, stopped_by_outage, started
+                lease.lost.is_set,
+                progress,
+                shutting_down,
+                excused,
+                stopped_by_outage,
+                started,
+                time_limit=(SoftTimeLimitExceeded,),
             )
             step = run_transfer(row_id, ctx.transfer_ports(), control)
     except (PocketBaseUnavailable, redis.RedisError) as exc:  # The row is rescued when back.

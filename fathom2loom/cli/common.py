@@ -54,7 +54,7 @@ def fathom_for(
     except UndecryptableKey as exc:
         raise ConfigError(
             f"the user's stored Fathom key cannot be decrypted ({exc.reason})"
-        ) from None
+        ) from exc
     if not key:
         raise ConfigError("the user has no Fathom key stored: `fathom2loom keys set USER` first")
     return providers.fathom(key)

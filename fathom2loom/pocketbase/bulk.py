@@ -16,7 +16,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from fathom2loom.errors import PocketBaseBatchFailed, PocketBaseNotFound, PocketBaseValidation
+from fathom2loom.errors import (
+    BulkRefused,
+    PocketBaseBatchFailed,
+    PocketBaseNotFound,
+    PocketBaseValidation,
+)
 from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, RawJSON, Record
 
@@ -28,17 +33,6 @@ CHUNK = 20_000  # records per request
 # Bytes per request of log records: well below the routes' body limit (pb_hooks/bulk.pb.js), and
 # below what a proxy in front of PocketBase is likely to take (a refusal halves the batch).
 CHUNK_BYTES = 4 << 20
-
-
-class BulkRefused(PocketBaseValidation):
-    """A value was refused; `index` is its place in the list given, `field` its field."""
-
-    def __init__(self, index: int, field: str, reason: str) -> None:
-        super().__init__(400, f"record {index} was refused ({field}: {reason})")
-        self.index, self.field, self.reason = index, field, reason
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class BulkRoutes:
@@ -83,7 +77,7 @@ class BulkRoutes:
             if isinstance(index, int) and index >= 0:
                 raise BulkRefused(
                     offset + index, str(exc.data.get("field")), str(exc.data.get("reason"))
-                ) from None
+                ) from exc
             raise
 
     def positions(self, changes: dict[str, int]) -> int:
@@ -147,7 +141,7 @@ class BulkRoutes:
                 if exc.index is None:
                     raise
                 field = next(iter(exc.field_errors), "record")
-                raise BulkRefused(exc.index, field, exc.cause) from None
+                raise BulkRefused(exc.index, field, exc.cause) from exc
 
 
 def _byte_chunks(records: Sequence[bytes], max_bytes: int) -> list[int]:

@@ -12,8 +12,8 @@ request surely never arrived.
 
 from __future__ import annotations
 
+import math
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +23,7 @@ import httpx
 
 from fathom2loom.errors import (
     PocketBaseBatchFailed,
+    PocketBaseError,
     PocketBaseForbidden,
     PocketBaseGarbled,
     PocketBaseNotFound,
@@ -33,7 +34,7 @@ from fathom2loom.errors import (
 from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.admin import AdminEndpoints
 from fathom2loom.pocketbase.filters import pb_filter
-from fathom2loom.retry import backoff_delay
+from fathom2loom.retry import Retryable, RetryPolicy, retrying
 
 if TYPE_CHECKING:
     from fathom2loom.pocketbase.bulk import BulkRoutes
@@ -99,8 +100,7 @@ class PocketBase(AdminEndpoints):
         self._token: str | None = None
         self._auth_lock = threading.Lock()
         self.retry_attempts = retry_attempts
-        self.backoff_base = backoff_base
-        self.backoff_cap = backoff_cap
+        self._retry = RetryPolicy(retry_attempts, backoff_base, backoff_cap, max_sleep=math.inf)
         self.batch_size = batch_size
         self._bulk: BulkRoutes | None = None
 
@@ -171,10 +171,11 @@ class PocketBase(AdminEndpoints):
         auth: bool,
         idempotent: bool,
     ) -> httpx.Response:
-        url = f"{self.base_url}{path}"
-        last_fault = "no attempt made"
-        down = False  # the last try found no server at all (not a slow or failing answer)
-        for attempt in range(1, self.retry_attempts + 1):
+        """One request, tried again (`fathom2loom.retry`) on a connection fault, 429 or 5xx; a
+        request that may have reached PocketBase is tried again only when that is harmless."""
+        url, call = f"{self.base_url}{path}", f"{method} {path}"
+
+        def attempt() -> httpx.Response:
             headers = {"Authorization": self._token} if auth and self._token else {}
             body: dict[str, Any] = {"json": json}
             if isinstance(json, RawJSON):  # Already JSON: sent as it is, not encoded again.
@@ -185,24 +186,20 @@ class PocketBase(AdminEndpoints):
             except httpx.TransportError as exc:
                 if not idempotent and not isinstance(exc, _SAFE_ERRORS):
                     raise PocketBaseUnavailable(
-                        f"PocketBase {method} {path} failed mid-request ({type(exc).__name__});"
+                        f"PocketBase {call} failed mid-request ({type(exc).__name__});"
                         " not retried because it may have been applied"
                     ) from exc
-                last_fault = type(exc).__name__
-                down = isinstance(exc, _NOT_CONNECTED)
-            else:
-                if response.status_code not in _RETRY_STATUSES:
-                    return response
-                last_fault = f"HTTP {response.status_code}"
-                down = False
-                if attempt == self.retry_attempts:
-                    return response
-            if attempt < self.retry_attempts:
-                time.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_cap))
-        raise PocketBaseUnavailable(
-            f"PocketBase {method} {path} failed {self.retry_attempts} times (last: {last_fault})",
-            unreachable=down,
-        )
+                fault = PocketBaseUnavailable(
+                    f"PocketBase {call} failed {self.retry_attempts} times (last:"
+                    f" {type(exc).__name__})",
+                    unreachable=isinstance(exc, _NOT_CONNECTED),
+                )
+                raise Retryable(fault) from exc
+            if response.status_code in _RETRY_STATUSES:
+                raise Retryable(_error_of(response, call))
+            return response
+
+        return retrying(attempt, self._retry)
 
     def authenticate(self, *, force: bool = False) -> None:
         """Log in as the superuser; concurrent callers share one login."""
@@ -224,7 +221,7 @@ class PocketBase(AdminEndpoints):
                     exc.status,
                     f"superuser login as {self._email} refused: check PB_ADMIN_EMAIL and"
                     " PB_ADMIN_PASSWORD",
-                ) from None
+                ) from exc
             self._token = answers.field(body, "token", str, "the superuser login")
 
     # -- records ----------------------------------------------------------------------------
@@ -358,7 +355,7 @@ class PocketBase(AdminEndpoints):
                 index = None if exc.index is None else exc.index + start
                 raise PocketBaseBatchFailed(
                     exc.status, exc.message, exc.data, index, exc.cause
-                ) from None
+                ) from exc
             if (
                 not isinstance(body, list)
                 or len(body) != len(chunk)
@@ -373,29 +370,35 @@ def _decode(response: httpx.Response, call: str) -> Any:
     """Return the JSON body of a success, or raise the typed error for a failure."""
     if response.status_code == 204:
         return None
+    if not response.is_success:
+        raise _error_of(response, call)
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise PocketBaseGarbled(call, "JSON") from exc
+
+
+def _error_of(response: httpx.Response, call: str) -> PocketBaseError:
+    """The typed error for a failed answer."""
     try:
         body = response.json()
     except ValueError:
-        if response.is_success:
-            raise PocketBaseGarbled(call, "JSON") from None
         body = {"message": response.text[:500]}
-    if response.is_success:
-        return body
     status = response.status_code
     message = str(body.get("message", "")) if isinstance(body, dict) else str(body)[:500]
     data = body.get("data") if isinstance(body, dict) else None
     data = data if isinstance(data, dict) else {}
     if status >= 500 or status == 429:
-        raise PocketBaseUnavailable(f"PocketBase kept failing (HTTP {status}): {message}")
+        return PocketBaseUnavailable(f"PocketBase kept failing (HTTP {status}): {message}")
     if status == 400 and isinstance(data.get("requests"), dict):
-        raise _batch_error(status, message, data)
+        return _batch_error(status, message, data)
     if status == 400:
-        raise PocketBaseValidation(status, message, data)
+        return PocketBaseValidation(status, message, data)
     if status == 404:
-        raise PocketBaseNotFound(status, message, data)
+        return PocketBaseNotFound(status, message, data)
     if status in (401, 403):
-        raise PocketBaseForbidden(status, message, data)
-    raise PocketBaseRequestError(status, message, data)
+        return PocketBaseForbidden(status, message, data)
+    return PocketBaseRequestError(status, message, data)
 
 
 def _batch_error(status: int, message: str, data: dict[str, Any]) -> PocketBaseBatchFailed:

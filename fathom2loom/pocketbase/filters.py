@@ -12,14 +12,12 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from fathom2loom.errors import FilterTooLong
+
 __all__ = ["FilterTooLong", "pb_filter", "quote"]
 
 MAX_FILTER_CHARS = 3500
 _PLACEHOLDER = re.compile(r"\{:(\w+)\}")
-
-
-class FilterTooLong(ValueError):
-    """PocketBase rejects filters over 3,500 characters."""
 
 
 def quote(value: Any) -> str:

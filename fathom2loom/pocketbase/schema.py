@@ -12,15 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fathom2loom.errors import SchemaError
+
 __all__ = ["REQUIRED_COLLECTIONS", "SchemaError", "desired_collections", "outdated_collections"]
 
 REQUIRED_COLLECTIONS = ("user_meta", "api_keys", "queue", "logs", "auto_move")
 _BEGIN, _END = "/* BEGIN SNAPSHOT */", "/* END SNAPSHOT */"
 _RULES = ("listRule", "viewRule", "createRule", "updateRule", "deleteRule")
-
-
-class SchemaError(Exception):
-    """A migration file's snapshot cannot be read."""
 
 
 def _snapshot(path: Path) -> list[dict[str, Any]]:

@@ -30,6 +30,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from fathom2loom.errors import (
+    CoordinationUnavailable,
     DownloadGone,
     LinkExpired,
     ProtocolError,
@@ -209,7 +210,9 @@ class FathomClient:
 
         def share_cooldown(error: RateLimited) -> None:
             if self._limiter is not None:
-                self._limiter.cool_down(self._identity, error.retry_after or 1.0)
+                # Redis away: others do not hear of this 429; this call still backs off.
+                with contextlib.suppress(CoordinationUnavailable):
+                    self._limiter.cool_down(self._identity, error.retry_after or 1.0)
 
         response = send(
             self._http,

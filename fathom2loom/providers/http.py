@@ -1,8 +1,9 @@
 """One place where provider HTTP responses and transport faults become our typed errors.
 
 Fathom, Loom and tus calls all go through `send`: it retries transient faults a few times with
-jittered backoff, but never sleeps longer than the caller allows (`RetryPolicy.max_sleep`), so a
-transfer can record a long wait on its row instead of holding a worker slot. `read_json` and
+the one retry engine (`fathom2loom.retry`), but never sleeps longer than the caller allows
+(`RetryPolicy.max_sleep`), so a transfer can record a long wait on its row instead of holding a
+worker slot. `read_json` and
 `parse` turn a body we cannot read into `ProtocolError`: nothing but our error tree leaves a
 client, whatever the server sends.
 """
@@ -10,9 +11,7 @@ client, whatever the server sends.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -29,7 +28,7 @@ from fathom2loom.errors import (
     TemporaryFault,
     TransientProviderError,
 )
-from fathom2loom.retry import backoff_delay
+from fathom2loom.retry import Retryable, RetryPolicy, retrying
 
 __all__ = ["RetryPolicy", "error_for", "parse", "read_json", "retry_after_seconds", "send"]
 
@@ -42,6 +41,7 @@ def read_json(response: httpx.Response, provider: str, what: str) -> Any:
         return json.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         kind = response.headers.get("Content-Type", "no content type").split(";")[0]
+        # Not chained: the cause holds the body, which may hold a signed URL.
         raise ProtocolError(
             provider, f"{provider} sent {what} we cannot read (not JSON: {kind[:40]})"
         ) from None
@@ -53,6 +53,7 @@ def parse(model: type[Model], data: Any, provider: str, what: str) -> Model:
         return model.model_validate(data)
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        # Not chained: pydantic's error quotes the values, a signed URL among them.
         raise ProtocolError(
             provider,
             f"{provider} sent {what} we cannot read (bad or missing: {', '.join(fields)[:120]})",
@@ -61,17 +62,6 @@ def parse(model: type[Model], data: Any, provider: str, what: str) -> Model:
 
 Kinds = dict[int, type[ProviderError]]
 _BY_STATUS: Kinds = {401: KeyRejected, 403: NotAllowed, 422: NothingToDownload}
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard one call tries before it gives the fault back to its caller."""
-
-    attempts: int = 4
-    backoff_base: float = 0.5
-    backoff_cap: float = 8.0
-    # The longest single wait spent inside the call; longer waits raise with `retry_after`.
-    max_sleep: float = 3.0
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -126,23 +116,6 @@ def error_for(
     return kind(provider, text or default, status=status)
 
 
-@dataclass
-class _Attempts:
-    policy: RetryPolicy
-    count: int = 0
-
-    def wait_or_raise(
-        self, fault: TransientProviderError, cause: BaseException | None = None
-    ) -> None:
-        self.count += 1
-        delay = fault.retry_after
-        if delay is None:
-            delay = backoff_delay(self.count, self.policy.backoff_base, self.policy.backoff_cap)
-        if self.count >= self.policy.attempts or delay > self.policy.max_sleep:
-            raise fault from cause
-        time.sleep(delay)
-
-
 def send(
     http: httpx.Client,
     provider: str,
@@ -162,21 +135,19 @@ def send(
     `before_each` runs before every attempt (a client-side rate limiter takes its call there);
     `on_rate_limited` hears every 429 (to make other processes back off too).
     """
-    attempts = _Attempts(policy)
-    while True:
+
+    def attempt() -> httpx.Response:
         if before_each is not None:
             before_each()
         try:
             response = http.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             fault = TemporaryFault(
-                provider,
-                f"{provider} could not be reached ({type(exc).__name__})",
+                provider, f"{provider} could not be reached ({type(exc).__name__})"
             )
             if not retry_transport:
                 raise fault from exc
-            attempts.wait_or_raise(fault, exc)
-            continue
+            raise Retryable(fault) from exc
         except httpx.HTTPError as exc:  # Redirect loops, undecodable bodies: not the network.
             raise ProtocolError(
                 provider, f"{provider} answered in a way we cannot follow ({type(exc).__name__})"
@@ -188,4 +159,6 @@ def send(
             on_rate_limited(error)
         if not isinstance(error, TransientProviderError):
             raise error
-        attempts.wait_or_raise(error)
+        raise Retryable(error, error.retry_after)
+
+    return retrying(attempt, policy)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import redis
 
-from fathom2loom.errors import RateLimited
+from fathom2loom.errors import CoordinationUnavailable, RateLimited, TemporaryFault
 from fathom2loom.keybox import fingerprint
 
 __all__ = ["Budget", "RateLimiter", "key_identity"]
@@ -84,7 +84,12 @@ class RateLimiter:
         args: list[str | int] = [uuid.uuid4().hex]
         for budget in budgets:
             args += [budget.calls, int(budget.per_seconds * 1000)]
-        wait_ms = int(self._take(keys=keys, args=args))
+        try:
+            wait_ms = int(self._take(keys=keys, args=args))
+        except redis.RedisError as exc:
+            raise CoordinationUnavailable(
+                "the shared rate budgets (Redis) are not answering"
+            ) from exc
         return wait_ms / 1000.0
 
     def take(
@@ -93,7 +98,10 @@ class RateLimiter:
         """Take a call, sleeping while the wait is short; raise `RateLimited` when it is not."""
         deadline = time.monotonic() + max_wait
         while True:
-            wait = self.try_take(identity, budgets)
+            try:
+                wait = self.try_take(identity, budgets)
+            except CoordinationUnavailable as exc:  # The call waits, as for any passing fault.
+                raise TemporaryFault(provider, f"{provider} calls wait: {exc}") from exc
             if wait == 0:
                 return
             if time.monotonic() + wait > deadline:
@@ -107,4 +115,9 @@ class RateLimiter:
     def cool_down(self, identity: str, seconds: float) -> None:
         """After a 429, make every process wait `seconds` before using this key again."""
         if seconds > 0:
-            self._redis.set(f"{self._prefix}:{identity}:cooldown", 1, px=int(seconds * 1000))
+            try:
+                self._redis.set(f"{self._prefix}:{identity}:cooldown", 1, px=int(seconds * 1000))
+            except redis.RedisError as exc:
+                raise CoordinationUnavailable(
+                    "the shared rate budgets (Redis) are not answering"
+                ) from exc

@@ -24,6 +24,7 @@ from fathom2loom.errors import (
     TemporaryFault,
     TransientProviderError,
     UploadGone,
+    UploadStopped,
 )
 from fathom2loom.providers.http import RetryPolicy, send
 from fathom2loom.retry import backoff_delay
@@ -32,10 +33,6 @@ __all__ = ["TUS_VERSION", "ByteSource", "TusClient", "UploadStopped", "origin_of
 
 TUS_VERSION = "1.0.0"
 ByteSource = Callable[[int], Iterable[bytes]]
-
-
-class UploadStopped(Exception):
-    """The caller asked the upload to stop (the row was cancelled, the lease was lost)."""
 
 
 def origin_of(url: str) -> tuple[str, str, int | None]:

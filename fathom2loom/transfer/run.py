@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from fathom2loom.api_keys import KeyStore, Provider
 from fathom2loom.errors import (
+    CoordinationUnavailable,
     Fathom2LoomError,
     LinkExpired,
     PermanentProviderError,
@@ -63,6 +64,7 @@ HANDED_BACK = "handed back by a worker that shut down: another worker continues"
 # Runs of one row that a PocketBase outage may stop uncounted; past that they count, so a row
 # that itself brings PocketBase down still ends.
 MAX_EXCUSED_OUTAGES = 10
+TIME_LIMIT = "The transfer ran longer than TRANSFER_TIME_LIMIT_SECONDS allows"
 
 
 @dataclass
@@ -89,6 +91,8 @@ class RunControl:
     previous_run_excused: Callable[[], bool] = field(default=lambda: False)
     stopped_by_outage: Callable[[], None] = field(default=lambda: None)
     left_the_line: Callable[[], None] = field(default=lambda: None)
+    # The run's time limit, as the caller's runtime raises it (Celery's SoftTimeLimitExceeded).
+    time_limit: tuple[type[BaseException], ...] = ()
 
 
 def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None = None) -> Step:
@@ -202,7 +206,7 @@ class _Run:
             return self._video_gone(row)
         except RateLimited as exc:  # A budget refills by itself: waited out, never counted.
             return Wait(exc.retry_after or backoff_delay(1, 1.0, 60.0), exc.user_message)
-        except (TransientProviderError, PocketBaseUnavailable) as exc:
+        except (TransientProviderError, PocketBaseUnavailable, CoordinationUnavailable) as exc:
             return self._transient(row, exc.user_message, exc.retry_after)
         except PocketBaseNotFound:
             return Done("gone")
@@ -214,6 +218,8 @@ class _Run:
             )
         except Exception as exc:  # The last resort: a bug or an unforeseen answer.
             log.exception("row %s: unexpected %s", row.id, type(exc).__name__)
+            if isinstance(exc, self.control.time_limit):
+                return self._transient(row, TIME_LIMIT, None)
             return self._transient(row, _unexpected(exc), None)
 
     # -- moving the recording ----------------------------------------------------------------
@@ -390,7 +396,7 @@ class _Run:
             raise RowFailed(
                 f"Your stored {provider} key cannot be decrypted ({exc.reason}): store it again,"
                 " then retry"
-            ) from None
+            ) from exc
         if not key:
             raise RowFailed(f"No {provider} API key is stored: add your {provider} key, then retry")
         return key
@@ -420,10 +426,8 @@ def _recording_id(row: QueueRow) -> int:
     try:
         return int(canonical_meeting_id(row.meeting_id))
     except InvalidMeetingId as exc:
-        raise RowFailed(f"This row's {exc}: queue the meeting again by its id") from None
+        raise RowFailed(f"This row's {exc}: queue the meeting again by its id") from exc
 
 
 def _unexpected(exc: Exception) -> str:
-    if type(exc).__name__ == "SoftTimeLimitExceeded":
-        return "The transfer ran longer than TRANSFER_TIME_LIMIT_SECONDS allows"
     return f"Unexpected error in the transfer ({type(exc).__name__}; details in the logs)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from fathom2loom.errors import Fathom2LoomError
+from fathom2loom.errors import RowFailed
 
 __all__ = ["Done", "RowFailed", "Step", "Wait"]
 
@@ -38,11 +38,3 @@ class Wait:
 
 
 Step = Done | Wait
-
-
-class RowFailed(Fathom2LoomError):
-    """The row cannot be transferred; `message` is what the user reads in `error_message`."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
