@@ -29,7 +29,7 @@ from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.store import AutoMoveStore
 from fathom2loom.keybox import KeyBox
 from fathom2loom.logsink.handler import quiet_libraries
-from fathom2loom.meetings_api import MeetingsApi, internal_token
+from fathom2loom.meetings_api import MeetingsApi
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
 from fathom2loom.redact import RedactingFilter
@@ -43,11 +43,12 @@ log = logging.getLogger(__name__)
 
 def meetings_route(api: MeetingsApi) -> Route:
     async def meetings(request: Request) -> JSONResponse:
-        if not api.authorized(request.headers.get("authorization", "")):
+        user_id = request.path_params["user_id"]
+        if not api.authorized(request.headers.get("authorization", ""), user_id):
             return JSONResponse({"message": "for PocketBase only"}, status_code=401)
         status, answer = await run_in_threadpool(
             api.answer,
-            request.path_params["user_id"],
+            user_id,
             request.query_params.get("since"),
             request.query_params.get("limit"),
         )
@@ -103,7 +104,7 @@ def serve(settings: Settings) -> None:
         pb,
         KeyStore(pb, box),
         Providers.from_settings(settings, redis),
-        internal_token(settings.encryption_key),
+        settings.encryption_key,
     )
     log.info(
         "webhook receiver listening on %s:%d",

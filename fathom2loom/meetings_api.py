@@ -5,7 +5,8 @@ Only this service can list them: the user's Fathom key is stored encrypted and F
 budget lives in Redis. The browser asks PocketBase (`GET /api/fathom2loom/meetings`, in
 pb_hooks/webapp.pb.js), which knows who is signed in; PocketBase asks this route on the service
 (`GET /internal/meetings/<user id>`, served by the `fathom2loom webhooks` process) with a bearer
-token derived from PB_ENCRYPTION_KEY, which both hold and nobody else does. The listing is the
+token derived from PB_ENCRYPTION_KEY, which both hold and nobody else does, and from the user id:
+a token seen somewhere opens one user's listing, never another's. The listing is the
 CLI's (`user_queue.meeting_states`), with the user's Fathom budget as background work: it leaves
 transfers their reserved calls and never waits for budget (a 429 with when to try again).
 """
@@ -43,11 +44,11 @@ _USER_ID = re.compile(r"^[a-z0-9]{15}$")
 Answer = tuple[int, dict[str, Any]]
 
 
-def internal_token(encryption_key: bytes) -> str:
-    """What PocketBase's hooks send to prove it is them, as pb_hooks/webapp.pb.js derives it."""
-    return hmac.new(
-        encryption_key.hex().encode(), b"fathom2loom internal api", hashlib.sha256
-    ).hexdigest()
+def internal_token(encryption_key: bytes, user_id: str) -> str:
+    """What PocketBase's hooks send to ask for `user_id`'s meetings, as pb_hooks/webapp.pb.js
+    derives it."""
+    message = f"fathom2loom internal api:{user_id}".encode()
+    return hmac.new(encryption_key.hex().encode(), message, hashlib.sha256).hexdigest()
 
 
 def _item(state: MeetingState) -> dict[str, Any]:
@@ -69,10 +70,11 @@ class MeetingsApi:
     pb: PocketBase
     keys: KeyStore
     providers: Providers
-    token: str
+    encryption_key: bytes
 
-    def authorized(self, header: str) -> bool:
-        return hmac.compare_digest(header.encode(), f"Bearer {self.token}".encode())
+    def authorized(self, header: str, user_id: str) -> bool:
+        expected = f"Bearer {internal_token(self.encryption_key, user_id)}"
+        return hmac.compare_digest(header.encode(), expected.encode())
 
     def answer(self, user_id: str, since: str | None, limit: str | None) -> Answer:
         """The user's meetings (`since`: an ISO date; `limit`: at most MAX_LIMIT). Never raises."""
@@ -83,12 +85,13 @@ class MeetingsApi:
             return 400, {"message": f"since must be a date like 2026-11-01, not {since[:40]!r}"}
         count = int(limit) if limit and limit.isascii() and limit.isdigit() else 50
         try:
-            items = self._items(user_id, moment, min(max(count, 1), MAX_LIMIT))
+            wanted = min(max(count, 1), MAX_LIMIT)
+            items = self._items(user_id, moment, wanted + 1)  # One more: are there more?
             if items is None:
                 return 400, {
                     "message": "Save your Fathom key first: the meetings are listed with it"
                 }
-            return 200, {"items": items}
+            return 200, {"items": items[:wanted], "more": len(items) > wanted}
         except UndecryptableKey as exc:
             why = f"Your saved Fathom key cannot be read ({exc.reason}): save it again"
             return 400, {"message": why}

@@ -153,5 +153,7 @@ def retry_rows(pb: PocketBase, row_ids: Iterable[str]) -> list[Record]:
         row = pb.get(COLLECTION, row_id)
         if row["status"] != Status.FAILED:
             raise QueueRefused(f"row {row_id} is {row['status']}: only failed rows can be retried")
-        retried.append(pb.update(COLLECTION, row_id, {"status": Status.PENDING}))
+        # To the back of the line, as a user's own retry goes (pb_hooks/queue.pb.js).
+        body = {"status": Status.PENDING, "queued_at": now_iso()}
+        retried.append(pb.update(COLLECTION, row_id, body))
     return retried

@@ -91,7 +91,9 @@ onRecordCreateRequest((e) => {
   limits.withinActiveCap(e, e.auth.id, () => e.next());
 }, "queue");
 
-// A user's retry (failed → pending) makes an active row again: the same cap and account rule.
+// A user's retry (failed → pending) makes an active row again: the same cap and account rule,
+// and the server's time as `queued_at` (a row retried goes to the back of the line, not ahead of
+// everything queued since it first was).
 onRecordUpdateRequest((e) => {
   if (e.hasSuperuserAuth() || e.record.getString("status") !== "pending") {
     return e.next();
@@ -101,6 +103,7 @@ onRecordUpdateRequest((e) => {
   }
   const limits = require(`${__hooks}/limits.js`);
   limits.requireVerified(e, "queue transfers");
+  e.record.set("queued_at", new Date().toISOString().replace("T", " "));
   limits.withinActiveCap(e, e.auth.id, () => e.next());
 }, "queue");
 

@@ -51,7 +51,10 @@ routerAdd(
       answer = $http.send({
         url: `${base}/internal/meetings/${e.auth.id}` + (query.length ? "?" + query.join("&") : ""),
         method: "GET",
-        headers: { Authorization: "Bearer " + $security.hs256("fathom2loom internal api", secret) },
+        headers: {
+          Authorization:
+            "Bearer " + $security.hs256("fathom2loom internal api:" + e.auth.id, secret),
+        },
         timeout: 60,
       });
     } catch (_) {
@@ -71,7 +74,10 @@ routerAdd(
     if (answer.statusCode !== 200) {
       return refuse(answer.statusCode, String(body.message || "The meetings could not be listed"));
     }
-    return e.json(200, { items: Array.isArray(body.items) ? body.items : [] });
+    return e.json(200, {
+      items: Array.isArray(body.items) ? body.items : [],
+      more: body.more === true,
+    });
   },
   $apis.requireAuth("users"),
 );

@@ -396,6 +396,7 @@ def test_a_refused_record_is_kept_and_never_blocks_the_rest(
         {**base, "id": "good00000000001", "level": "info", "msg": "before"},
         {**base, "id": "orphan000000001", "level": "info", "msg": "theirs", "user_id": gone["id"]},
         {**base, "id": "loud00000000001", "level": "loud", "msg": "odd one"},
+        {**base, "id": "NOT A GOOD ID", "level": "info", "msg": "badly named"},
         {**base, "id": "good00000000002", "level": "info", "msg": "after"},
     )
     drain(pb, redis_client)
@@ -412,7 +413,12 @@ def test_a_refused_record_is_kept_and_never_blocks_the_rest(
     assert (refused["level"], refused["component"]) == ("error", "logging_sink")
     assert refused["msg"].startswith("PocketBase refused a log record (level:")
     assert '"msg": "odd one"' in refused["metadata"]["refused"]
-    assert buffer.size() == 0
+    # (a record refused for its id is kept under a new one, not refused again and again)
+    renamed = [r for r in stored.values() if '"msg": "badly named"' in str(r["metadata"])]
+    assert len(renamed) == 1 and renamed[0]["msg"].startswith(
+        "PocketBase refused a log record (id:"
+    )
+    assert len(stored) == 5 and buffer.size() == 0
 
 
 def test_celery_processes_install_the_sink(settings: Settings, redis_server: Any) -> None:

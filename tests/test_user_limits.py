@@ -14,15 +14,23 @@ from typing import Any
 import httpx
 import pytest
 
+from fathom2loom.api_keys import KeyStore, store_keys
+from fathom2loom.auto_move.catch_up import catch_up
+from fathom2loom.auto_move.store import AutoMoveStore
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.errors import ConfigError
-from fathom2loom.local_servers import LocalPocketBase
+from fathom2loom.keybox import KeyBox
+from fathom2loom.local_servers import LocalPocketBase, LocalRedis
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.pocketbase.dates import parse_date
+from fathom2loom.pocketbase.dates import parse_date, pb_date
+from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.providers.factory import Providers
+from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.user_queue import QueueRefused, enqueue
 from tests.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
+    ENCRYPTION_KEY,
     UserSession,
     make_settings,
     start_pocketbase,
@@ -206,6 +214,63 @@ def test_an_account_has_at_most_its_share_of_active_rows(
     retry = flooder.call("PATCH", flooder.records("queue", rows[0]), json={"status": "pending"})
     assert retry.status_code == 200
     admin.close()
+
+
+def test_a_retried_row_goes_to_the_back_of_the_line(
+    limited: LocalPocketBase, account: Callable[..., UserSession]
+) -> None:
+    member = account()
+    admin = PocketBase(limited.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    # Given a row that failed long ago
+    body = {"user_id": member.id, "meeting_id": "77", "status": "failed"}
+    old = admin.create("queue", {**body, "queued_at": "2001-01-01 00:00:00.000Z"})
+    # When the user retries it, expect it queued now, behind what was queued since
+    retried = member.call("PATCH", member.records("queue", old["id"]), json={"status": "pending"})
+    assert retried.status_code == 200, retried.text
+    queued = parse_date(admin.get("queue", old["id"])["queued_at"])
+    assert queued is not None and abs(queued - datetime.now(UTC)) < timedelta(minutes=1)
+    admin.close()
+
+
+def test_auto_move_queues_a_backlog_no_faster_than_the_cap(
+    limited: LocalPocketBase,
+    account: Callable[..., UserSession],
+    fathom_standin: FathomStandin,
+    redis_server: LocalRedis,
+    redis_client: Any,
+) -> None:
+    member = account()
+    admin = PocketBase(limited.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    box = KeyBox(bytes.fromhex(ENCRYPTION_KEY))
+    # Given a user who turned auto-move on from a date far back, with 8 meetings since then
+    key = f"fathom-backlog-{member.id}"
+    fathom_standin.add_key(key, owner_email=member.email)
+    store_keys(admin, box, member.id, fathom=key, loom=None)
+    since = datetime.now(UTC) - timedelta(days=6)
+    for n in range(8):
+        fathom_standin.add_meeting(key, 8800 + n, created_at=since + timedelta(hours=n + 1))
+    meta = {"user_id": member.id, "auto_move": True, "auto_move_since": pb_date(since)}
+    assert member.call("POST", member.records("user_meta"), json=meta).status_code == 200
+    settings = make_settings(limited.url, redis_server.url, fathom_base_url=fathom_standin.url)
+    providers = Providers.from_settings(settings, redis_client)
+    store, keys = AutoMoveStore(admin, box), KeyStore(admin, box)
+    try:
+        # When the catch-up poll runs, expect it to stop at the user's cap (5), and say why
+        first = catch_up(store, keys, providers, settings)
+        assert (len(first.queued), first.deferred) == (5, 1)
+        # And once three of them finished, the next poll to queue three more, none twice
+        for row_id in first.queued[:3]:
+            admin.update("queue", row_id, {"status": "completed"})
+        second = catch_up(store, keys, providers, settings)
+        assert (len(second.queued), second.deferred) == (3, 0)
+        meetings = [
+            r["meeting_id"]
+            for r in admin.list_all("queue", filter=pb_filter("user_id = {:u}", u=member.id))
+        ]
+        assert sorted(meetings) == [str(8800 + n) for n in range(8)]
+    finally:
+        providers.close()
+        admin.close()
 
 
 def test_an_accounts_log_records_are_small_and_few(account: Callable[..., UserSession]) -> None:

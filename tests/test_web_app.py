@@ -188,6 +188,11 @@ def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser
     page.get_by_role("button", name="Save keys").click()
     expect(page.locator("#fathom-state")).to_contain_text("Fathom key accepted", timeout=SLOW)
     story.shot("right-key-accepted")
+    # And no key anywhere in the page or its storage, only PocketBase's auth token
+    kept = page.evaluate("document.documentElement.outerHTML + JSON.stringify(localStorage)")
+    for key in (FATHOM_KEY, LOOM_KEY, "not-my-fathom-key-123"):
+        assert key not in kept
+    assert page.evaluate("Object.keys(localStorage)") == ["pocketbase_auth"]
     # When they turn auto-move on, expect the service's word on it; off again, "Off"
     page.get_by_label("Move each new meeting by itself").check()
     expect(page.locator("#auto-status")).to_contain_text("On: new meetings are found", timeout=SLOW)
@@ -211,16 +216,21 @@ def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser
     waiting_id = 4001 if moving_id == 4002 else 4002
     moving, waiting = story.job(moving_id), story.job(waiting_id)
     expect(waiting.locator(".position")).to_have_text("#1 in line", timeout=SLOW)
+    # (with the keyboard's focus on the waiting one's Cancel, which updates must not take away)
+    waiting.get_by_role("button", name=f"Cancel {MEETINGS[waiting_id]}").focus()
     progress = moving.locator("progress")
     expect(progress).to_have_attribute("value", re.compile(r"^[1-9]\d*$"), timeout=SLOW)
     seen = int(progress.get_attribute("value") or 0)
     expect(progress).not_to_have_attribute("value", str(seen), timeout=SLOW)
+    focused = page.evaluate("document.activeElement.getAttribute('aria-label')")
+    assert focused == f"Cancel {MEETINGS[waiting_id]}"
     story.shot("moving-and-waiting")
-    # When they cancel the one moving
-    moving.get_by_role("button", name=f"Cancel {MEETINGS[moving_id]}").click()
+    # When they cancel the one moving, from the keyboard
+    moving.get_by_role("button", name=f"Cancel {MEETINGS[moving_id]}").focus()
+    page.keyboard.press("Enter")
     expect(moving.locator(".badge")).to_have_text("Cancelled", timeout=SLOW)
     # Expect the other to leave the line, move, and arrive in Loom
-    expect(waiting.locator(".position")).to_have_count(0, timeout=SLOW)
+    expect(waiting.locator(".position")).to_be_hidden(timeout=SLOW)
     expect(waiting.locator(".badge")).to_have_text("In Loom", timeout=60_000)
     states = {4003: "not moved", moving_id: "cancelled", waiting_id: "moved"}
     expect(page.locator("#meetings .badge")).to_have_text([states[m] for m in (4003, 4002, 4001)])
@@ -276,9 +286,69 @@ def test_another_user_sees_none_of_it(web: WebStack, browser: Browser) -> None:
     # And signing out leaves the sign-in form, and nothing of theirs in the page's storage
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-    stored = page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
-    assert "grace" not in stored and FATHOM_KEY not in stored
+    assert page.evaluate("Object.keys(localStorage)") == []
     context.close()
+
+
+def test_the_next_account_in_the_same_tab_inherits_nothing(web: WebStack, browser: Browser) -> None:
+    page = browser.new_page()
+    page.goto(web.url + "/")
+    story = Story(page, "same-tab")
+    # Given one account that typed a key it did not save, and picked a date, then signed out
+    story.sign_up("first@web.test")
+    page.get_by_label("Fathom API key").fill("typed-but-never-saved-123")
+    page.get_by_label("Everything since").fill("2026-01-05")
+    page.get_by_role("button", name="Sign out").click()
+    # When another account signs up in the same tab
+    story.sign_up("next@web.test")
+    # Expect empty fields, and nothing saved for it by a click on Save
+    expect(page.get_by_label("Fathom API key")).to_have_value("")
+    expect(page.get_by_label("Everything since")).to_have_value("")
+    page.get_by_role("button", name="Save keys").click()
+    expect(page.locator("#keys-error")).to_have_text("Paste a key first.")
+    who = web.pb.first("users", filter=pb_filter("email = {:e}", e="next@web.test"))
+    assert who is not None
+    assert web.pb.first("api_keys", filter=pb_filter("user_id = {:u}", u=who["id"])) is None
+    story.shot("clean")
+    page.close()
+
+
+def test_where_accounts_must_be_verified_the_page_leads_the_way(
+    tmp_path: Path, browser: Browser
+) -> None:
+    # Given a server where only verified accounts may save keys and queue
+    server = start_pocketbase(
+        tmp_path, env={"REQUIRE_VERIFIED_USERS": "true"}, public_dir=DEFAULT_PUBLIC_DIR
+    )
+    admin = PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    page = browser.new_page()
+    try:
+        page.goto(server.url + "/")
+        story = Story(page, "verify")
+        # When a new account signs up, expect the page to ask for the e-mail's link
+        story.sign_up("new@verify.test")
+        expect(page.locator("#verify")).to_be_visible()
+        expect(page.locator("#verify-email")).to_have_text("new@verify.test")
+        # And a key it saves meanwhile to be refused, saying why
+        page.get_by_label("Fathom API key").fill("fathom-key-0123456789")
+        page.get_by_role("button", name="Save keys").click()
+        expect(page.locator("#keys-error")).to_contain_text("Verify your e-mail address first")
+        story.shot("asked-to-verify")
+        # When the account is verified (here by the operator) and the user says so
+        user = admin.first("users", filter=pb_filter("email = {:e}", e="new@verify.test"))
+        assert user is not None
+        admin.update("users", user["id"], {"verified": True})
+        page.get_by_role("button", name="I have verified it").click()
+        # Expect the banner gone, and the key saved
+        expect(page.locator("#verify")).to_be_hidden()
+        page.get_by_label("Fathom API key").fill("fathom-key-0123456789")
+        page.get_by_role("button", name="Save keys").click()
+        expect(page.locator("#fathom-state")).to_contain_text("Saved …6789")
+        story.shot("verified")
+    finally:
+        page.close()
+        admin.close()
+        server.stop()
 
 
 def test_an_account_signs_in_again_and_finds_its_transfers(web: WebStack, browser: Browser) -> None:

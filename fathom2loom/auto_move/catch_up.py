@@ -12,6 +12,8 @@ user's `counts_from`); what it finds again is already queued and left alone.
 
 The listing shares the user's Fathom rate budget with transfers and stops short of its last
 AUTO_MOVE_RESERVED_CALLS calls, without waiting: a user whose budget is busy is polled next time.
+Nor does it queue a backlog faster than the user could by hand: with USER_MAX_ACTIVE_TRANSFERS of
+their rows active it stops, the watermark before the first meeting it left, until some finish.
 """
 
 from __future__ import annotations
@@ -31,12 +33,17 @@ from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient, Meeting
 from fathom2loom.redact import secret_scope
 from fathom2loom.settings import Settings
+from fathom2loom.user_limits import active_rows, max_active_transfers
 
 __all__ = ["CatchUpReport", "catch_up"]
 
 log = logging.getLogger(__name__)
 SLICE = timedelta(days=7)  # one listing (a request or a few) per week of a backlog
 SLICE_OVERLAP = timedelta(seconds=1)  # whether Fathom's bounds are inclusive or not, none missed
+
+
+class _Full(Exception):
+    """The user has as many active rows as they may have: the rest waits for the next poll."""
 
 
 @dataclass
@@ -51,6 +58,7 @@ def catch_up(
 ) -> CatchUpReport:
     report = CatchUpReport()
     lookback = timedelta(seconds=settings.auto_move_lookback_seconds)
+    cap = max_active_transfers(store.pb)
     for user in store.opted_in():
         key, _ = working_key(store, keys, user.user_id)
         if key is None:
@@ -59,7 +67,17 @@ def catch_up(
         with secret_scope(key):
             try:
                 fathom = providers.fathom(key, background=True)
-                _catch_up(store, fathom, user, lookback, report.queued)
+                room = None if cap is None else cap - active_rows(store.pb, user.user_id)
+                _catch_up(store, fathom, user, lookback, report.queued, room)
+            except _Full:
+                report.deferred += 1
+                log.info(
+                    "auto-move: user %s has %d transfers active (USER_MAX_ACTIVE_TRANSFERS); the"
+                    " rest of their meetings wait for the next poll",
+                    user.user_id,
+                    cap,
+                    extra={"user_id": user.user_id},
+                )
             except RateLimited:
                 report.deferred += 1  # Transfers are using the budget: next poll.
             except ProviderError as exc:
@@ -87,7 +105,10 @@ def _catch_up(
     user: OptedIn,
     lookback: timedelta,
     queued: list[str],
+    room: int | None,
 ) -> None:
+    """Queue the user's meetings slice by slice; `room`: how many more rows may be made (None:
+    no limit), `_Full` when it runs out with meetings left."""
     row = store.start(user)
     row = _follow_the_users_settings(store, user, row)
     floor = replace(user, row=row).counts_from or datetime.now(UTC)
@@ -111,8 +132,11 @@ def _catch_up(
         reached = watermark
         try:
             for meeting in meetings:
+                if room is not None and room <= 0:
+                    raise _Full
                 row_id = enqueue_new_meeting(store.pb, user.user_id, meeting)
                 if row_id is not None:
+                    room = None if room is None else room - 1
                     queued.append(row_id)
                     log.info(
                         "auto-move: queued meeting %s found by the catch-up poll",

@@ -14,7 +14,8 @@ this order, so that nothing unverified costs more than a lookup:
 
 Refusals create nothing, and cost little (`auto_move.refusals`): they are counted, the first of
 each kind in a window is logged (component `webhooks`) and the rest summed up in one line, and a
-source refused WEBHOOK_REFUSALS_PER_MINUTE times in a minute gets a 429 before any lookup. When
+source refused too often (WEBHOOK_REFUSALS_PER_MINUTE for one user id, twice that in all) gets a
+429 before any lookup, except for users it has brought signed deliveries for. When
 PocketBase or Redis is away the answer is a 503 and the `webhook-id` is forgotten again, so the
 sender's retry gets through; the catch-up poll is the net under both.
 """
@@ -68,7 +69,7 @@ class Receiver:
         try:
             answer = self._handle(user_id, headers, body, message_id)
         except (PocketBaseError, redis.RedisError) as exc:
-            self.guard.release(source)  # Our outage, not the sender's fault.
+            self.guard.release(source, user_id)  # Our outage, not the sender's fault.
             self._forget(user_id, message_id)
             log.warning(
                 "webhook for user %s not taken (%s): the sender will retry",
@@ -78,19 +79,24 @@ class Receiver:
             )
             return 503, {"message": "temporarily unavailable: retry later"}
         except Exception:  # A bug must not cost the delivery: the sender's retry may get through.
-            self.guard.release(source)
+            self.guard.release(source, user_id)
             self._forget(user_id, message_id)
             log.exception("webhook for user %s failed unexpectedly", user_id, extra=_about(user_id))
             return 503, {"message": "temporarily unavailable: retry later"}
         if isinstance(answer, _Refusal):
             self.refuse(source, answer, user_id, message_id)
             return answer.status, {"message": answer.why}
-        self.guard.release(source)
+        self.guard.release(source, user_id)
         return answer
 
     def refuse(self, source: str, refusal: _Refusal, user_id: str, message_id: str) -> None:
         self.guard.refused(
-            source, refusal.status, refusal.kind, refusal.why, _context(user_id, message_id)
+            source,
+            user_id,
+            refusal.status,
+            refusal.kind,
+            refusal.why,
+            _context(user_id, message_id),
         )
 
     def _handle(
@@ -117,6 +123,7 @@ class Receiver:
             return _Refusal(401, "bad signature", f"bad signature ({exc})")
         except ValueError:
             return _Refusal(401, "bad signature", "bad signature (malformed header)")
+        self.guard.delivered(user_id)  # Signed by the user's webhook secret: Fathom's.
         seen = f"f2l:webhooks:seen:{user_id}:{message_id}"
         if not self.redis.set(seen, 1, nx=True, ex=SEEN_SECONDS):
             return _Refusal(409, "replay", "this webhook-id was received already")
@@ -193,7 +200,7 @@ def fathom_route(receiver: Receiver) -> Route:
         user_id = request.path_params["user_id"]
         source = request.client.host if request.client else "unknown"
         message_id = request.headers.get("webhook-id", "")
-        wait = receiver.guard.admit(source)
+        wait = receiver.guard.admit(source, user_id)
         if wait is not None:
             why = f"too many refused deliveries from {source}: retry in {wait:.0f} s"
             receiver.refuse(source, _Refusal(429, "rate limited", why), user_id, message_id)

@@ -43,16 +43,17 @@ class FlushReport:
 def _repaired(row: Any, field: str, reason: str, excerpt: int = REFUSED_EXCERPT) -> dict[str, Any]:
     """What to store instead of a refused record: never lose it, never let it block the rest."""
     if not isinstance(row, dict):
-        row = {"unreadable": str(row)[:100_000]}
+        row = {"unreadable": str(row)[:REFUSED_EXCERPT]}
     if field == "user_id" and row.get("user_id"):
         metadata = row.get("metadata")
         kept: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
         return {**row, "user_id": "", "metadata": {**kept, "unknown_user_id": row["user_id"]}}
+    keep_id = field != "id" and isinstance(row.get("id"), str)  # (a refused id gets a new one)
     return notice(
         "error",
         f"PocketBase refused a log record ({field}: {reason})",
         {"refused": json.dumps(row, default=str)[:excerpt]},
-        record_id=row.get("id") if isinstance(row.get("id"), str) else None,
+        record_id=row["id"] if keep_id else None,
     )
 
 
@@ -66,66 +67,78 @@ def _decoded(raw: bytes) -> dict[str, Any]:
     return _repaired(raw[:REFUSED_EXCERPT].decode(errors="replace"), "record", "not a JSON object")
 
 
+def _encoded(row: dict[str, Any]) -> bytes:
+    return json.dumps(row, separators=(",", ":"), default=str).encode()
+
+
 def _unreadable(exc: PocketBaseRequestError) -> bool:
     """A refusal that names no record: the request as a whole was too large or unreadable for
     PocketBase or a proxy in front of it. Smaller requests will pass."""
     return exc.status in (400, 413) and not isinstance(exc, BulkRefused)
 
 
+def _send(pb: PocketBase, piece: list[bytes]) -> None:
+    """One request (the route; the batch API when PocketBase has no route)."""
+    if not pb.bulk.logs_json(piece):
+        pb.bulk.logs([_decoded(r) for r in piece])
+
+
+def _dropped(row: bytes, why: str) -> None:
+    """The last resort, for a record refused even as an error record: never jam the buffer for
+    it; say so where the operator looks, outside the sink (which would refuse it again)."""
+    print(
+        f"fathom2loom: a log record was dropped: {why}: {row[:SHORT_EXCERPT]!r}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _write(pb: PocketBase, rows: list[bytes] | list[dict[str, Any]]) -> None:
     """Insert the rows by their own ids (a row already there stays as it is).
 
-    Rows go as the JSON text they are (the fast path), decoded only when PocketBase refused one
-    and it has to be repaired. A refusal that names no record (a request too large for a proxy,
-    a body the route cannot read) halves the batch until the pieces pass; a single record refused
-    that way is stored as an error record that carries an excerpt of it. Re-sending a piece that
-    was written already is harmless: records are inserted once, by their ids.
+    Rows go as the JSON text they are (the fast path). A record PocketBase refuses by name is
+    replaced by its repair (`_repaired`) and the piece is sent again; a refusal that names no
+    record (a request too large for a proxy, a body the route cannot read) halves the piece
+    until the pieces pass, and a single record refused that way is stored as an error record
+    with a short excerpt. A record refused twice after repair is dropped with a line on stderr:
+    nothing can jam the buffer. Re-sending a piece that was written already is harmless: records
+    are inserted once, by their ids.
     """
-    raw = [r if isinstance(r, bytes) else _encoded(r) for r in rows]
-    try:
-        if pb.bulk.logs_json(raw):
-            return
-        _write_decoded(pb, [_decoded(r) for r in raw])
-    except BulkRefused:
-        _write_decoded(pb, [_decoded(r) for r in raw])
-    except PocketBaseRequestError as exc:
-        if not _unreadable(exc):
-            raise
-        if len(raw) > 1:
-            log.warning("PocketBase refused %d log records at once (%s): halving", len(raw), exc)
-            half = len(raw) // 2
-            _write(pb, raw[:half])
-            _write(pb, raw[half:])
-            return
-        # Alone and still refused: an error record with a short excerpt instead.
-        repaired = _repaired(_decoded(raw[0]), "request", f"HTTP {exc.status}", SHORT_EXCERPT)
+    pieces = [[r if isinstance(r, bytes) else _encoded(r) for r in rows]]
+    repairs: dict[bytes, int] = {}  # a repaired record's text -> how often it was refused
+    while pieces:
+        piece = pieces.pop()
         try:
-            _write_decoded(pb, [repaired])
-        except PocketBaseRequestError as again:
-            if not _unreadable(again):
-                raise
-            # Not even that passes (a proxy that takes no body of a few kB): never jam the
-            # buffer for it; say so where the operator looks, outside the sink.
-            print(
-                f"fathom2loom: log record {repaired['id']} dropped: PocketBase refuses even its"
-                f" excerpt ({again})",
-                file=sys.stderr,
-                flush=True,
-            )
-
-
-def _encoded(row: dict[str, Any]) -> bytes:
-    return json.dumps(row, separators=(",", ":"), default=str).encode()
-
-
-def _write_decoded(pb: PocketBase, rows: list[dict[str, Any]]) -> None:
-    for _ in range(2 * len(rows) + 1):
-        try:
-            pb.bulk.logs(rows)
-            return
+            _send(pb, piece)
         except BulkRefused as exc:
-            rows[exc.index] = _repaired(rows[exc.index], exc.field, exc.reason)
-    raise RuntimeError("log records kept being refused")  # Not reached: repairs are accepted.
+            refused = piece[exc.index]
+            if repairs.get(refused, 0) >= 2:
+                _dropped(refused, f"refused again ({exc.field}: {exc.reason})")
+                del piece[exc.index]
+            else:
+                repair = _encoded(_repaired(_decoded(refused), exc.field, exc.reason))
+                repairs[repair] = repairs.get(refused, 0) + 1
+                piece[exc.index] = repair
+            if piece:
+                pieces.append(piece)
+        except PocketBaseRequestError as exc:
+            if not _unreadable(exc):
+                raise
+            if len(piece) > 1:
+                log.warning(
+                    "PocketBase refused %d log records at once (%s): halving", len(piece), exc
+                )
+                half = len(piece) // 2
+                pieces += [piece[half:], piece[:half]]
+            elif repairs.get(piece[0], 0) >= 2:
+                _dropped(piece[0], f"too large even as an excerpt ({exc})")
+            else:
+                short = _repaired(
+                    _decoded(piece[0]), "request", f"HTTP {exc.status}", SHORT_EXCERPT
+                )
+                repair = _encoded(short)
+                repairs[repair] = repairs.get(piece[0], 0) + 2  # the excerpt is the last try
+                pieces.append([repair])
 
 
 def flush_logs(

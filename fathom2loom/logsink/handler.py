@@ -185,7 +185,7 @@ class RedisLogHandler(logging.Handler):
 def _dropped_notice(dropped: int) -> dict[str, object]:
     return notice(
         "warn",
-        f"log handler queue full (Redis away): dropped {dropped} oldest records of process"
+        f"log handler queue full (Redis away): dropped {dropped} records of process"
         f" {os.getpid()}",
         {"dropped": dropped, "pid": os.getpid()},
     )

@@ -266,6 +266,15 @@ class PocketBase(AdminEndpoints):
         path = self._records(collection)
         return answers.items(self.request("GET", path, params=params), f"GET {path}")
 
+    def count(self, collection: str, *, filter: str | None = None) -> int:
+        """How many records match (one request; PocketBase counts them)."""
+        params: dict[str, Any] = {"page": 1, "perPage": 1, "fields": "id"}
+        if filter:
+            params["filter"] = filter
+        path = self._records(collection)
+        body = self.request("GET", path, params=params)
+        return answers.field(body, "totalItems", int, f"GET {path}")
+
     def list_all(
         self,
         collection: str,

@@ -42,6 +42,8 @@ function signedOut() {
   }
   pb.realtime.unsubscribe().catch(() => {});
   notice("");
+  byId("sign-in-error").textContent = "";
+  byId("sign-up-error").textContent = "";
   show(false);
   showSignUp(rules.signup);
 }
@@ -62,7 +64,7 @@ async function follow() {
 
 async function main() {
   rules = await policy();
-  wireAuthForms();
+  wireAuthForms(rules);
   if (pb.authStore.isValid) {
     try {
       await pb.collection("users").authRefresh(); // A token from an earlier visit: still good?

@@ -15,7 +15,7 @@ export function showSignUp(allowed) {
   byId("sign-up-closed").hidden = allowed;
 }
 
-export function wireAuthForms() {
+export function wireAuthForms(rules) {
   const signIn = byId("sign-in-form");
   signIn.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -58,6 +58,9 @@ export function wireAuthForms() {
             : errorText(err);
         return;
       }
+      if (rules.require_verified) {
+        sentTo = await askForTheLink(email);
+      }
       try {
         await pb.collection("users").authWithPassword(email, signUp.password.value);
         signUp.reset();
@@ -70,23 +73,37 @@ export function wireAuthForms() {
   byId("sign-out").addEventListener("click", () => pb.authStore.clear());
 }
 
+let sentTo = ""; // where the link went when this page signed the account up
+
+// PocketBase e-mails the link (its mail settings); the answer says whether it could.
+async function askForTheLink(email) {
+  try {
+    await pb.collection("users").requestVerification(email);
+    return email;
+  } catch (_) {
+    return "";
+  }
+}
+
 // The verification banner: shown to an unverified account where verification is required.
 export function wireVerification(requireVerified) {
   const banner = byId("verify");
   const status = byId("verify-status");
   const record = pb.authStore.record;
   banner.hidden = !(requireVerified && record && !record.verified);
+  status.textContent = "";
   if (banner.hidden) {
     return;
   }
   byId("verify-email").textContent = record.email;
+  byId("verify-sent").hidden = sentTo !== record.email;
   byId("verify-resend").onclick = async (event) => {
     await busy(event.currentTarget, async () => {
-      try {
-        await pb.collection("users").requestVerification(record.email);
+      if (await askForTheLink(record.email)) {
         status.textContent = `A new link is on its way to ${record.email}.`;
-      } catch (err) {
-        status.textContent = errorText(err);
+      } else {
+        status.textContent =
+          "The link could not be sent: ask the operator to verify your account.";
       }
     });
   };

@@ -62,6 +62,7 @@ export function startAutoMove(user) {
   return () => {
     toggle.removeEventListener("change", onChange);
     stops.forEach((stop) => stop());
+    error.textContent = "";
     meta = service = null;
     render();
   };

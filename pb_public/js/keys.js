@@ -91,6 +91,8 @@ export function startKeys(user) {
     if (unsubscribe) {
       unsubscribe();
     }
+    form.reset(); // Nothing typed for one account may be saved into the next one's.
+    byId("keys-error").textContent = "";
     record = null;
     render();
   };

@@ -18,6 +18,7 @@ export class Meetings {
     this.user = user;
     this.queue = queue;
     this.items = [];
+    this.elements = new Map(); // recording id -> its list item's parts, made once
     this.handlers = [];
     queue.onChange(() => this.render());
   }
@@ -46,8 +47,11 @@ export class Meetings {
     }
     this.handlers = [];
     this.items = [];
+    this.elements.clear();
+    byId("meetings").replaceChildren();
     byId("meetings-status").textContent = "";
-    this.render();
+    byId("since-form").reset();
+    this.renderButton();
   }
 
   async fetch(query) {
@@ -57,7 +61,7 @@ export class Meetings {
       this.queue.titles.set(item.recording_id, item.title);
     }
     this.queue.render();
-    return items;
+    return { items: items, more: Boolean(answer.more) };
   }
 
   async load(button) {
@@ -65,9 +69,10 @@ export class Meetings {
     status.textContent = "Asking Fathom…";
     await busy(button, async () => {
       try {
-        this.items = await this.fetch({ limit: 50 });
+        const found = await this.fetch({ limit: 50 });
+        this.items = found.items;
         status.textContent = this.items.length
-          ? `${this.items.length} meetings, newest first.`
+          ? `${this.items.length} meetings, newest first${found.more ? " (older ones: move everything since a date)" : ""}.`
           : "Fathom lists no meetings for your key.";
       } catch (err) {
         status.textContent = errorText(err);
@@ -86,14 +91,17 @@ export class Meetings {
     await busy(button, async () => {
       try {
         const found = await this.fetch({ since: date, limit: 500 });
-        this.items = found;
+        this.items = found.items;
         this.render();
-        const todo = found.filter((item) => this.stateOf(item) === "not moved");
+        const todo = found.items.filter((item) => this.stateOf(item) === "not moved");
         if (todo.length === 0) {
-          status.textContent = `Nothing since ${date} is left to move.`;
+          status.textContent = `Nothing since ${date} is left to move${found.more ? " among the newest 500" : ""}.`;
           return;
         }
         await this.enqueue(todo, null);
+        if (found.more) {
+          status.textContent += " Older meetings since then remain: press Move them again once these are queued.";
+        }
       } catch (err) {
         status.textContent = errorText(err);
       }
@@ -138,33 +146,55 @@ export class Meetings {
 
   render() {
     const list = byId("meetings");
-    const checked = new Set([...list.querySelectorAll("input:checked")].map((box) => box.value));
-    list.replaceChildren(
-      ...this.items.map((item) => {
-        const state = this.stateOf(item);
-        const id = `meeting-${item.recording_id}`;
-        const minutes = Math.max(1, Math.round((item.duration_seconds || 0) / 60));
-        return el(
-          "li",
-          { class: `meeting state-${state.replace(" ", "-")}` },
-          el("input", {
-            type: "checkbox",
-            id: id,
-            value: item.recording_id,
-            disabled: !MOVABLE.has(state),
-            checked: MOVABLE.has(state) && checked.has(item.recording_id),
-          }),
-          el(
-            "label",
-            { for: id },
-            el("span", { class: "meeting-title" }, item.title),
-            el("span", { class: "meeting-meta" }, `${when(item.created_at)} · ${minutes} min`),
-          ),
-          el("span", { class: `badge badge-${state.replace(" ", "-")}` }, state),
-        );
-      }),
-    );
+    const wanted = new Set(this.items.map((item) => item.recording_id));
+    for (const [id, parts] of this.elements) {
+      if (!wanted.has(id)) {
+        parts.li.remove();
+        this.elements.delete(id);
+      }
+    }
+    this.items.forEach((item, index) => {
+      let parts = this.elements.get(item.recording_id);
+      if (!parts) {
+        parts = this.make(item);
+        this.elements.set(item.recording_id, parts);
+      }
+      const state = this.stateOf(item);
+      const movable = MOVABLE.has(state);
+      parts.box.disabled = !movable;
+      if (!movable) {
+        parts.box.checked = false;
+      }
+      parts.li.className = `meeting state-${state.replace(" ", "-")}`;
+      parts.badge.className = `badge badge-${state.replace(" ", "-")}`;
+      if (parts.badge.textContent !== state) {
+        parts.badge.textContent = state;
+      }
+      if (list.children[index] !== parts.li) {
+        list.insertBefore(parts.li, list.children[index] || null);
+      }
+    });
     this.renderButton();
+  }
+
+  make(item) {
+    const id = `meeting-${item.recording_id}`;
+    const minutes = Math.max(1, Math.round((item.duration_seconds || 0) / 60));
+    const box = el("input", { type: "checkbox", id: id, value: item.recording_id });
+    const badge = el("span", { class: "badge" });
+    const li = el(
+      "li",
+      { class: "meeting" },
+      box,
+      el(
+        "label",
+        { for: id },
+        el("span", { class: "meeting-title" }, item.title),
+        el("span", { class: "meeting-meta" }, `${when(item.created_at)} · ${minutes} min`),
+      ),
+      badge,
+    );
+    return { li: li, box: box, badge: badge };
   }
 
   renderButton() {
