@@ -185,8 +185,7 @@ class RedisLogHandler(logging.Handler):
 def _dropped_notice(dropped: int) -> dict[str, object]:
     return notice(
         "warn",
-        f"log handler queue full (Redis away): dropped {dropped} records of process"
-        f" {os.getpid()}",
+        f"log handler queue full (Redis away): dropped {dropped} records of process {os.getpid()}",
         {"dropped": dropped, "pid": os.getpid()},
     )
 
