@@ -273,7 +273,16 @@ def test_new_meetings_move_by_themselves_through_the_webhook(
         timeout=15,
     )
     wait_all(scenario, [r["id"] for r in rows], timeout=30)
-    time.sleep(1)  # Any late duplicate would have landed by now
+    answered = wait_for(  # Every delivery answered: a duplicate would have landed by then
+        "every delivery answered",
+        lambda: (
+            (seen := delivery_statuses(fathom, 9702))
+            and len(seen) >= 3
+            and None not in seen
+            and seen
+        ),
+    )
+    assert sorted(answered)[:1] == [201] and set(sorted(answered)[1:]) == {409}
     assert len(rows_of(pb, user.id, 9701)) == len(rows_of(pb, user.id, 9702)) == 1
     assert_one_video_each(loom, pb, [r["id"] for r in rows])
     # The deliveries (the user's own recordings) told who the user is at Fathom
@@ -402,10 +411,14 @@ def test_auto_move_counts_from_when_the_user_turned_it_on_not_when_the_service_s
     fathom.add_meeting(own_key, 9401, created_at=datetime.now(UTC) - timedelta(minutes=5))
     # Given a user who turns auto-move on (no date), and a meeting that ends just after
     turn_on(user)
-    time.sleep(0.05)
-    fathom.add_meeting(own_key, 9402, created_at=datetime.now(UTC))
-    # When the service first sees it a while later (beat busy or down meanwhile)
-    time.sleep(1.0)
+    meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
+    turned_on = parse_date(meta["updated"]) if meta else None
+    assert turned_on is not None
+    ended = turned_on + timedelta(milliseconds=50)
+    fathom.add_meeting(own_key, 9402, created_at=ended)
+    # When the service first sees it later (beat busy or down meanwhile: its row is made after
+    # the meeting ended)
+    wait_for("the meeting to have ended", lambda: datetime.now(UTC) > ended)
     first = catch_up(store, keys, providers, service_settings)
     # Expect the meeting that ended after the user's change queued, the older one not
     assert len(first.queued) == 1 and len(rows_of(pb, user.id, 9402)) == 1

@@ -211,9 +211,12 @@ def test_a_new_row_is_picked_up_through_realtime(
 ) -> None:
     # Given a beat whose tick is a minute away, and a worker
     stack.env = {**stack_env, "SYNC_INTERVAL_SECONDS": "60"}
-    stack.beat()
+    beat = stack.beat()
     stack.worker(concurrency=1)
-    time.sleep(2)  # Past beat's first tick and the listener's first connection
+    deadline = time.monotonic() + 20  # Until the beat's listener is connected
+    while b"realtime: listening to" not in beat.log_path.read_bytes():
+        assert time.monotonic() < deadline, beat.log_tail()
+        time.sleep(0.1)
     # When a row is created, it is sent by the realtime wake-up, long before the next tick
     row = scenario.row(8700)
     wait_all(scenario, [row], timeout=30)

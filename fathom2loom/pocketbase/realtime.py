@@ -97,5 +97,6 @@ class RealtimeListener:
             "POST", "/api/realtime", json={"clientId": client_id, "subscriptions": self.topics}
         )
         self.connections += 1
+        log.info("realtime: listening to %s", ", ".join(self.topics))
         if self.on_connect is not None:
             self.on_connect()
