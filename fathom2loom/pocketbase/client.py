@@ -14,69 +14,37 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote as urlquote
 
 import httpx
 
 from fathom2loom.errors import (
     PocketBaseBatchFailed,
-    PocketBaseError,
     PocketBaseForbidden,
     PocketBaseGarbled,
-    PocketBaseNotFound,
-    PocketBaseRequestError,
     PocketBaseUnavailable,
     PocketBaseValidation,
 )
 from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.admin import AdminEndpoints
-from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.pocketbase.listing import MAX_PER_PAGE, RecordLists
+from fathom2loom.pocketbase.wire import BatchOp, RawJSON, decode, error_of
 from fathom2loom.retry import Retryable, RetryPolicy, retrying
 
 if TYPE_CHECKING:
     from fathom2loom.pocketbase.bulk import BulkRoutes
 
-__all__ = ["BatchOp", "PocketBase", "RawJSON", "Record"]
+__all__ = ["MAX_PER_PAGE", "BatchOp", "PocketBase", "RawJSON", "Record"]
 
 Record = dict[str, Any]
-MAX_PER_PAGE = 1000  # PocketBase silently caps perPage here.
 _SAFE_ERRORS = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 _NOT_CONNECTED = (httpx.ConnectError, httpx.ConnectTimeout)  # the server, not the request
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 
 
-class RawJSON(bytes):
-    """A request body that is JSON text already (thousands of log records, say)."""
-
-
-@dataclass(frozen=True)
-class BatchOp:
-    """One write inside a batch. `PUT` is an upsert and needs `id` (in `body` or here)."""
-
-    method: Literal["POST", "PATCH", "PUT", "DELETE"]
-    collection: str
-    id: str | None = None
-    body: dict[str, Any] = field(default_factory=dict)
-
-    def to_request(self) -> dict[str, Any]:
-        url = f"/api/collections/{urlquote(self.collection)}/records"
-        body = dict(self.body)
-        if self.method in ("PATCH", "DELETE"):
-            if not self.id:
-                raise ValueError(f"{self.method} in a batch needs a record id")
-            url += f"/{urlquote(self.id)}"
-        elif self.method == "PUT" and self.id:
-            body["id"] = self.id
-        request: dict[str, Any] = {"method": self.method, "url": url}
-        if self.method != "DELETE":
-            request["body"] = body
-        return request
-
-
-class PocketBase(AdminEndpoints):
+class PocketBase(AdminEndpoints, RecordLists):
     """Superuser access to one PocketBase server."""
 
     def __init__(
@@ -160,7 +128,7 @@ class PocketBase(AdminEndpoints):
             # The token may have expired or been revoked: log in again once and repeat.
             self.authenticate(force=True)
             response = self._send(method, path, json, params, auth, idempotent)
-        return _decode(response, f"{method} {path}")
+        return decode(response, f"{method} {path}")
 
     def _send(
         self,
@@ -196,7 +164,7 @@ class PocketBase(AdminEndpoints):
                 )
                 raise Retryable(fault) from exc
             if response.status_code in _RETRY_STATUSES:
-                raise Retryable(_error_of(response, call))
+                raise Retryable(error_of(response, call))
             return response
 
         return retrying(attempt, self._retry)
@@ -247,102 +215,6 @@ class PocketBase(AdminEndpoints):
     def delete(self, collection: str, record_id: str) -> None:
         self.request("DELETE", self._records(collection, record_id))
 
-    def page(
-        self,
-        collection: str,
-        *,
-        filter: str | None = None,
-        sort: str | None = None,
-        page: int = 1,
-        per_page: int = 200,
-        fields: str | None = None,
-    ) -> list[Record]:
-        """One page of records, without the total count (PocketBase skips that query)."""
-        params: dict[str, Any] = {"page": page, "perPage": min(per_page, MAX_PER_PAGE)}
-        params["skipTotal"] = 1
-        for key, value in (("filter", filter), ("sort", sort), ("fields", fields)):
-            if value:
-                params[key] = value
-        path = self._records(collection)
-        return answers.items(self.request("GET", path, params=params), f"GET {path}")
-
-    def count(self, collection: str, *, filter: str | None = None) -> int:
-        """How many records match (one request; PocketBase counts them)."""
-        params: dict[str, Any] = {"page": 1, "perPage": 1, "fields": "id"}
-        if filter:
-            params["filter"] = filter
-        path = self._records(collection)
-        body = self.request("GET", path, params=params)
-        return answers.field(body, "totalItems", int, f"GET {path}")
-
-    def list_all(
-        self,
-        collection: str,
-        *,
-        filter: str | None = None,
-        sort: str | None = None,
-        per_page: int = 500,
-        fields: str | None = None,
-    ) -> Iterator[Record]:
-        """Every matching record, page after page (offset paging).
-
-        Offset paging may skip or repeat rows when the set changes during the walk; use `walk` then.
-        """
-        per_page = min(per_page, MAX_PER_PAGE)
-        page = 1
-        while True:
-            items = self.page(
-                collection, filter=filter, sort=sort, page=page, per_page=per_page, fields=fields
-            )
-            yield from items
-            if len(items) < per_page:
-                return
-            page += 1
-
-    def walk(
-        self,
-        collection: str,
-        *,
-        filter: str | None = None,
-        key: str = "id",
-        per_page: int = 500,
-        fields: str | None = None,
-    ) -> Iterator[Record]:
-        """Every matching record in ascending (`key`, id) order, paging past the last row seen.
-
-        Stable while rows are added or removed during the walk: none is skipped or repeated.
-        """
-        per_page = min(per_page, MAX_PER_PAGE)
-        sort = "id" if key == "id" else f"{key},id"
-        after: str | None = None
-        while True:
-            where = [f"({filter})"] if filter else []
-            if after is not None:
-                where.append(after)
-            items = self.page(
-                collection,
-                filter=" && ".join(where) or None,
-                sort=sort,
-                per_page=per_page,
-                fields=fields,
-            )
-            yield from items
-            if len(items) < per_page:
-                return
-            last = items[-1]
-            if key == "id":
-                after = pb_filter("id > {:id}", id=last["id"])
-            else:
-                after = pb_filter(
-                    f"({key} > {{:k}} || ({key} = {{:k}} && id > {{:id}}))",
-                    k=last[key],
-                    id=last["id"],
-                )
-
-    def first(self, collection: str, *, filter: str, sort: str | None = None) -> Record | None:
-        items = self.page(collection, filter=filter, sort=sort, per_page=1)
-        return items[0] if items else None
-
     def batch(self, ops: Sequence[BatchOp]) -> list[Any]:
         """Apply writes through the batch API, `batch_size` per transaction, in order.
 
@@ -373,54 +245,3 @@ class PocketBase(AdminEndpoints):
                 raise PocketBaseGarbled("POST /api/batch", "a list of results")
             results.extend(item.get("body") for item in body)
         return results
-
-
-def _decode(response: httpx.Response, call: str) -> Any:
-    """Return the JSON body of a success, or raise the typed error for a failure."""
-    if response.status_code == 204:
-        return None
-    if not response.is_success:
-        raise _error_of(response, call)
-    try:
-        return response.json()
-    except ValueError as exc:
-        raise PocketBaseGarbled(call, "JSON") from exc
-
-
-def _error_of(response: httpx.Response, call: str) -> PocketBaseError:
-    """The typed error for a failed answer."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = {"message": response.text[:500]}
-    status = response.status_code
-    message = str(body.get("message", "")) if isinstance(body, dict) else str(body)[:500]
-    data = body.get("data") if isinstance(body, dict) else None
-    data = data if isinstance(data, dict) else {}
-    if status >= 500 or status == 429:
-        return PocketBaseUnavailable(f"PocketBase kept failing (HTTP {status}): {message}")
-    if status == 400 and isinstance(data.get("requests"), dict):
-        return _batch_error(status, message, data)
-    if status == 400:
-        return PocketBaseValidation(status, message, data)
-    if status == 404:
-        return PocketBaseNotFound(status, message, data)
-    if status in (401, 403):
-        return PocketBaseForbidden(status, message, data)
-    return PocketBaseRequestError(status, message, data)
-
-
-def _batch_error(status: int, message: str, data: dict[str, Any]) -> PocketBaseBatchFailed:
-    requests: dict[str, Any] = data["requests"]
-    key = next(iter(requests), None)
-    index = int(key) if key is not None and str(key).isascii() and str(key).isdigit() else None
-    detail = requests.get(key, {}) if key is not None else {}
-    inner = detail.get("response", {}) if isinstance(detail, dict) else {}
-    cause = str(inner.get("message") or detail.get("message") or message)
-    fields: dict[str, Any] = inner["data"] if isinstance(inner.get("data"), dict) else {}
-    if fields:
-        cause += " " + ", ".join(
-            f"{name}: {value.get('message', value) if isinstance(value, dict) else value}"
-            for name, value in sorted(fields.items())
-        )
-    return PocketBaseBatchFailed(status, message, fields, index, cause)

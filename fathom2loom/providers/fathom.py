@@ -21,27 +21,35 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from fathom2loom.errors import (
     CoordinationUnavailable,
     DownloadGone,
-    LinkExpired,
     ProtocolError,
-    ProviderError,
     RateLimited,
     RecordingNotFound,
     StillWorking,
-    TemporaryFault,
 )
-from fathom2loom.providers.http import Kinds, RetryPolicy, error_for, parse, read_json, send
-from fathom2loom.providers.ratelimit import Budget, RateLimiter, key_identity
+from fathom2loom.providers.fathom_files import stream_file
+from fathom2loom.providers.fathom_models import (
+    DEFAULT_BASE_URL,
+    PROVIDER,
+    DownloadFile,
+    FathomLimits,
+    Meeting,
+    MeetingsPage,
+    RecordingDownload,
+    Webhook,
+)
+from fathom2loom.providers.fathom_webhooks import WebhookCalls
+from fathom2loom.providers.http import Kinds, RetryPolicy, parse, read_json, send
+from fathom2loom.providers.ratelimit import RateLimiter, key_identity
 from fathom2loom.retry import backoff_delay
 
 __all__ = [
@@ -54,107 +62,8 @@ __all__ = [
     "Webhook",
 ]
 
-PROVIDER = "Fathom"
-DEFAULT_BASE_URL = "https://api.fathom.ai/external/v1"
 
-
-class DownloadFile(BaseModel):
-    """The `video` or `audio` object of a completed download."""
-
-    url: str = Field(pattern=r"^https?://")
-    content_type: str
-    file_size_bytes: int = Field(gt=0)
-    expires_at: datetime
-
-    def __repr__(self) -> str:  # The URL is a bearer credential: keep it out of reprs and logs.
-        return f"DownloadFile(size={self.file_size_bytes}, type={self.content_type!r})"
-
-    __str__ = __repr__
-
-
-class RecordingDownload(BaseModel):
-    download_id: str = Field(min_length=1, max_length=128)
-    recording_id: int
-    status: Literal["processing", "completed", "failed", "expired"]
-    video: DownloadFile | None = None
-    audio: DownloadFile | None = None
-    failure_reason: str | None = None
-
-    @property
-    def file(self) -> DownloadFile | None:
-        return self.video or self.audio
-
-
-class Meeting(BaseModel):
-    """A Meeting with the fields we use typed; the rest of Fathom's fields kept as they came."""
-
-    model_config = ConfigDict(extra="allow")
-
-    title: str
-    meeting_title: str | None
-    recording_id: int = Field(ge=0, lt=10**18)  # stored as text: fathom2loom.meeting_ids
-    url: str
-    share_url: str
-    created_at: datetime
-    recording_start_time: datetime
-    recording_end_time: datetime
-    recorded_by: dict[str, Any] | None = None  # {name, email, ...}: whose recording it is
-    action_items: list[Any] | None = None  # present with include_action_items=true
-
-    @field_validator("created_at", "recording_start_time", "recording_end_time")
-    @classmethod
-    def _utc_when_unzoned(cls, value: datetime) -> datetime:
-        """The spec's date-times carry an offset; one without is read as UTC, never compared
-        naive against aware times (a TypeError deep in a poll)."""
-        return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-    @property
-    def duration_seconds(self) -> float:
-        return (self.recording_end_time - self.recording_start_time).total_seconds()
-
-    @property
-    def recorder_email(self) -> str | None:
-        email = (self.recorded_by or {}).get("email")
-        return email.strip() if isinstance(email, str) and email.strip() else None
-
-
-class MeetingsPage(BaseModel):
-    """`GET /meetings`: all three keys are always present; `next_cursor` is null on the last."""
-
-    limit: int | None
-    next_cursor: str | None
-    items: list[Meeting]
-
-
-class Webhook(BaseModel):
-    """`POST /webhooks`' answer. The spec has more fields, all kept; only these two are needed,
-    and a webhook Fathom made is never left behind unknown because another one was missing."""
-
-    model_config = ConfigDict(extra="allow")
-
-    id: str = Field(min_length=1, max_length=128)
-    secret: SecretStr  # whsec_…: signs every delivery; never logged, never shown
-
-
-@dataclass(frozen=True)
-class FathomLimits:
-    """Fathom's documented per-account budgets (all calls; transcript/summary; downloads)."""
-
-    calls: int = 60
-    heavy_calls: int = 30
-    download_requests: int = 30
-    window_seconds: float = 60.0
-
-    def budgets(self, kind: Literal["plain", "heavy", "download"]) -> list[Budget]:
-        chosen = [Budget("all", self.calls, self.window_seconds)]
-        if kind == "heavy":
-            chosen.append(Budget("heavy", self.heavy_calls, self.window_seconds))
-        elif kind == "download":
-            chosen.append(Budget("download", self.download_requests, self.window_seconds))
-        return chosen
-
-
-class FathomClient:
+class FathomClient(WebhookCalls):
     """One user's view of Fathom. Share `http`/`storage_http` across users, never the key."""
 
     def __init__(
@@ -304,54 +213,6 @@ class FathomClient:
 
     # -- webhooks ------------------------------------------------------------------------------
 
-    def create_webhook(self, destination_url: str) -> Webhook:
-        """A webhook for the key owner's own new recordings, delivered to `destination_url`.
-
-        The payload is the Meeting without transcript or summary (action items only: the spec
-        asks for at least one `include_*`), so a delivery stays small and holds no conversation.
-        """
-        body = self._call(
-            "POST",
-            "/webhooks",
-            what="a webhook",
-            json={
-                "destination_url": destination_url,
-                "triggered_for": ["my_recordings"],
-                "include_transcript": False,
-                "include_summary": False,
-                "include_action_items": True,
-                "include_crm_matches": False,
-            },
-            messages={400: "Fathom refused the webhook (400): check WEBHOOK_PUBLIC_URL"},
-            once=True,  # A POST that timed out or got a 5xx may have made one: never make two.
-        )
-        try:
-            webhook = parse(Webhook, body, PROVIDER, "a webhook")
-            if not webhook.secret.get_secret_value().startswith("whsec_"):
-                raise ProtocolError(PROVIDER, "Fathom sent a webhook secret we cannot use")
-        except ProtocolError:
-            made = body.get("id") if isinstance(body, dict) else None
-            if isinstance(made, str) and made:  # Made at Fathom, but of no use: not left there.
-                with contextlib.suppress(ProviderError):
-                    self.delete_webhook(made)
-            raise
-        return webhook
-
-    def delete_webhook(self, webhook_id: str) -> bool:
-        """Delete a webhook; False when Fathom no longer has it (nothing left to do)."""
-        try:
-            self._call(
-                "DELETE",
-                f"/webhooks/{quote(webhook_id, safe='')}",
-                what="a deletion",
-                expect_body=False,
-            )
-        except ProviderError as exc:
-            if exc.status == 404:
-                return False
-            raise
-        return True
-
     def transcript(self, recording_id: int) -> list[dict[str, Any]]:
         body = self._call(
             "GET",
@@ -453,61 +314,5 @@ class FathomClient:
     def stream(
         self, file: DownloadFile, *, start: int = 0, max_resumes: int = 8
     ) -> Iterator[bytes]:
-        """The file's bytes from `start`, resuming with `Range` after a cut-off.
-
-        Sends no API key to the storage host. Raises `LinkExpired` when the signed URL has
-        expired (request a new download) and `TemporaryFault` when resumes run out or the size
-        does not match what Fathom announced.
-        """
-        total = file.file_size_bytes
-        offset = start
-        resumes = 0
-        while offset < total:
-            if file.expires_at <= datetime.now(UTC):
-                raise LinkExpired(PROVIDER, "Fathom's download link expired: asking for a new one")
-            oversize = False
-            try:
-                for chunk in self._stream_from(file, offset):
-                    if offset + len(chunk) > total:
-                        oversize = True
-                        break
-                    offset += len(chunk)
-                    yield chunk
-            except (httpx.TransportError, TemporaryFault):
-                pass  # Cut off or a passing storage fault: resume from `offset` below.
-            except httpx.HTTPError as exc:
-                raise ProtocolError(
-                    PROVIDER, f"Fathom's file storage sent a body we cannot read ({exc})"
-                ) from exc
-            if oversize:
-                raise TemporaryFault(PROVIDER, "Fathom sent more bytes than announced")
-            if offset >= total:
-                break
-            resumes += 1
-            if resumes > max_resumes:
-                raise TemporaryFault(
-                    PROVIDER,
-                    f"Fathom's download kept breaking off ({offset} of {total} bytes)",
-                )
-            time.sleep(backoff_delay(resumes, 0.2, 5.0))
-
-    def _stream_from(self, file: DownloadFile, offset: int) -> Iterator[bytes]:
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
-        with self._storage.stream("GET", file.url, headers=headers) as response:
-            if response.status_code in (401, 403, 404, 410):
-                raise LinkExpired(PROVIDER, "Fathom's download link expired: asking for a new one")
-            if response.status_code >= 500 or response.status_code == 429:
-                raise TemporaryFault(
-                    PROVIDER, f"Fathom's file storage failed ({response.status_code})"
-                )
-            if response.status_code not in (200, 206):
-                raise error_for(PROVIDER, response)
-            skip = offset if (offset and response.status_code == 200) else 0
-            # Pieces as they arrive (no re-chunking here): a cut-off loses none of what came.
-            for chunk in response.iter_bytes():
-                if skip:  # The host ignored Range: drop what we already have.
-                    cut = min(skip, len(chunk))
-                    chunk, skip = chunk[cut:], skip - cut
-                    if not chunk:
-                        continue
-                yield chunk
+        """The file's bytes from `start` (`fathom_files.stream_file`: resumed, size-checked)."""
+        return stream_file(self._storage, file, start=start, max_resumes=max_resumes)
