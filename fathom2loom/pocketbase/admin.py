@@ -12,27 +12,16 @@ import httpx
 
 from fathom2loom.errors import PocketBaseGarbled, PocketBaseUnavailable
 from fathom2loom.pocketbase import answers
+from fathom2loom.pocketbase.requests import Requests
 
 __all__ = ["AdminEndpoints"]
 
 Record = dict[str, Any]
 
 
-class AdminEndpoints:
+class AdminEndpoints(Requests):
     base_url: str
     _http: httpx.Client
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        auth: bool = True,
-        idempotent: bool | None = None,
-    ) -> Any:
-        raise NotImplementedError  # Supplied by PocketBase.
 
     def healthy(self) -> bool:
         """True when the server answers its health check (no login needed)."""

@@ -1,5 +1,5 @@
 """Reading many records: a page, every page, a stable walk, the first match, a count. A mixin
-of `PocketBase`, which supplies `request` and `_records`."""
+of `PocketBase`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from fathom2loom.pocketbase import answers
 from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.pocketbase.requests import Requests
 
 __all__ = ["MAX_PER_PAGE", "RecordLists"]
 
@@ -15,22 +16,7 @@ Record = dict[str, Any]
 MAX_PER_PAGE = 1000  # PocketBase silently caps perPage here.
 
 
-class RecordLists:
-    def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Any = None,
-        params: dict[str, Any] | None = None,
-        auth: bool = True,
-        idempotent: bool | None = None,
-    ) -> Any:
-        raise NotImplementedError  # Supplied by PocketBase.
-
-    def _records(self, collection: str, record_id: str | None = None) -> str:
-        raise NotImplementedError  # Supplied by PocketBase.
-
+class RecordLists(Requests):
     def page(
         self,
         collection: str,

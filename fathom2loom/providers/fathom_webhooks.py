@@ -1,35 +1,27 @@
 """Fathom's webhooks (auto-move): made for the key owner's own new recordings, deleted again. A
-mixin of `FathomClient`, which supplies `_call`."""
+mixin of `FathomClient`, whose `_call` makes each request."""
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Literal
+from typing import Any, Protocol
 from urllib.parse import quote
 
 from fathom2loom.errors import ProtocolError, ProviderError
 from fathom2loom.providers.fathom_models import PROVIDER, Webhook
-from fathom2loom.providers.http import Kinds, parse
+from fathom2loom.providers.http import parse
 
 __all__ = ["WebhookCalls"]
 
 
-class WebhookCalls:
-    def _call(
-        self,
-        method: str,
-        path: str,
-        kind: Literal["plain", "heavy", "download"] = "plain",
-        messages: dict[int, str] | None = None,
-        kinds: Kinds | None = None,
-        what: str = "a response",
-        expect_body: bool = True,
-        once: bool = False,
-        **kwargs: Any,
-    ) -> Any:
-        raise NotImplementedError  # Supplied by FathomClient.
+class _Calls(Protocol):
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any: ...
 
-    def create_webhook(self, destination_url: str) -> Webhook:
+    def delete_webhook(self: _Calls, webhook_id: str) -> bool: ...
+
+
+class WebhookCalls:
+    def create_webhook(self: _Calls, destination_url: str) -> Webhook:
         """A webhook for the key owner's own new recordings, delivered to `destination_url`.
 
         The payload is the Meeting without transcript or summary (action items only: the spec
@@ -62,7 +54,7 @@ class WebhookCalls:
             raise
         return webhook
 
-    def delete_webhook(self, webhook_id: str) -> bool:
+    def delete_webhook(self: _Calls, webhook_id: str) -> bool:
         """Delete a webhook; False when Fathom no longer has it (nothing left to do)."""
         try:
             self._call(
