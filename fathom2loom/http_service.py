@@ -28,11 +28,10 @@ from fathom2loom.auto_move.receiver import Receiver, fathom_route
 from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.store import AutoMoveStore
 from fathom2loom.keybox import KeyBox
-from fathom2loom.logsink.handler import quiet_libraries
+from fathom2loom.logging_setup import configure_logging
 from fathom2loom.meetings_api import MeetingsApi
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
-from fathom2loom.redact import RedactingFilter
 from fathom2loom.redis_client import redis_client
 from fathom2loom.settings import Settings
 
@@ -86,12 +85,7 @@ def serve(settings: Settings) -> None:
     a TLS reverse proxy that publishes `/fathom/` only."""
     import uvicorn
 
-    console = logging.StreamHandler()
-    console.addFilter(RedactingFilter())
-    console.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(console)
-    logging.getLogger().setLevel(logging.INFO)
-    quiet_libraries()
+    configure_logging(settings, console_level="INFO")
     pb = PocketBase.from_settings(settings)
     box = KeyBox(settings.encryption_key, settings.previous_encryption_keys)
     redis = redis_client(settings.redis_url)

@@ -1,25 +1,23 @@
-"""The log sink's Celery side: the flush task beat runs, and the handler every process installs.
+"""The log sink's Celery side: logging for workers and beat, the task context on every record,
+and the flush task.
 
-The handler (`fathom2loom.logsink.handler`) is attached to the root logger of workers, beat and
-the CLI, and the console handlers get the same redaction, so stdout (container logs) holds no
-key, token, password or signed URL either. The flush task drains the Redis buffer into
+Workers and beat log as every process does (`fathom2loom.logging_setup`, one dictConfig: a
+console that masks secrets, and the sink). The flush task drains the Redis buffer into
 PocketBase's `logs` in batches (`fathom2loom.logsink.flush`).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict
 from typing import Any
 
 from celery import Task
-from celery.signals import after_setup_logger, task_postrun, task_prerun
+from celery.signals import setup_logging, task_postrun, task_prerun
 
+from fathom2loom.logging_setup import configure_logging
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.context import enter, leave
 from fathom2loom.logsink.flush import BATCH_RECORDS, flush_logs
-from fathom2loom.logsink.handler import install_log_sink
-from fathom2loom.redact import RedactingFilter
 from fathom2loom.settings import get_settings
 from tasks.celery_app import app
 from tasks.context import get_context
@@ -28,13 +26,10 @@ from tasks.outages import rides_out_outages
 __all__ = ["flush_log_buffer"]
 
 
-@after_setup_logger.connect
-def _install(logger: logging.Logger, **_: Any) -> None:
-    """The console handlers Celery set up mask secrets too; then the sink joins them."""
-    for handler in logger.handlers:
-        handler.addFilter(RedactingFilter())
-    settings = get_settings()
-    install_log_sink(settings.redis_url, settings.log_buffer_max_records, logger)
+@setup_logging.connect
+def _configure(loglevel: int | str | None = None, **_: Any) -> None:
+    """Logging as every process has it (`fathom2loom.logging_setup`): Celery leaves it to us."""
+    configure_logging(get_settings(), console_level=loglevel or "INFO")
 
 
 _contexts: dict[str, Any] = {}

@@ -431,8 +431,8 @@ def test_celery_processes_install_the_sink(settings: Settings, redis_server: Any
     )
     code = (
         "import logging; from tasks.celery_app import app; import tasks.logging_sink;"
-        "from celery.signals import after_setup_logger;"
-        "after_setup_logger.send(sender=None, logger=logging.getLogger());"
+        "from celery.signals import setup_logging;"
+        "setup_logging.send(sender=None, loglevel='INFO', logfile=None, format='', colorize=False);"
         "logging.getLogger('celery.worker').warning('from celery');"
         "print(type(logging.getLogger().handlers[-1]).__name__)"
     )

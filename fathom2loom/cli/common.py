@@ -13,7 +13,7 @@ from typing import Any
 from fathom2loom.api_keys import KeyStore, find_user
 from fathom2loom.errors import ConfigError, UndecryptableKey
 from fathom2loom.keybox import KeyBox
-from fathom2loom.logsink.handler import install_log_sink
+from fathom2loom.logging_setup import configure_logging
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient
@@ -35,7 +35,7 @@ def load(needs: tuple[str, ...] = NEEDS_ALL) -> Settings:
     if DEV_ENV.is_file() and "PB_URL" not in os.environ:
         env_files += (DEV_ENV,)
     settings = load_settings(needs=needs, _env_file=env_files)
-    install_log_sink(settings.redis_url, settings.log_buffer_max_records)
+    configure_logging(settings, console_level="WARNING")
     return settings
 
 

@@ -26,11 +26,9 @@ import redis
 from fathom2loom.logsink.buffer import LogBuffer, encode
 from fathom2loom.logsink.records import Captured, capture, notice, to_row
 
-__all__ = ["RedisLogHandler", "ServiceFilter", "install_log_sink", "quiet_libraries"]
+__all__ = ["RedisLogHandler", "ServiceFilter"]
 
 OWN_LOGGERS = ("fathom2loom", "tasks", "__main__")
-# Libraries whose INFO lines carry URLs (httpx logs every request line, signed URLs included).
-CHATTY_LIBRARIES = ("httpx", "httpcore")
 PUSH_BATCH = 2000
 CHECK_SECONDS = 1.0
 NOT_PUSHED = 2**62  # the sequence number of a kept row whose push is not known to have landed
@@ -188,25 +186,3 @@ def _dropped_notice(dropped: int) -> dict[str, object]:
         f"log handler queue full (Redis away): dropped {dropped} records of process {os.getpid()}",
         {"dropped": dropped, "pid": os.getpid()},
     )
-
-
-def quiet_libraries() -> None:
-    """Keep request-line chatter out of every log stream, at any level an operator would use."""
-    for name in CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
-def install_log_sink(
-    redis_url: str, max_records: int, root: logging.Logger | None = None
-) -> RedisLogHandler:
-    """Attach the sink to the root logger once; our own loggers log from INFO up."""
-    root = root or logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, RedisLogHandler):
-            return handler
-    handler = RedisLogHandler(redis_url, max_records=max_records)
-    root.addHandler(handler)
-    quiet_libraries()
-    for name in ("fathom2loom", "tasks"):
-        logging.getLogger(name).setLevel(logging.INFO)
-    return handler
