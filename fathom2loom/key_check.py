@@ -75,6 +75,8 @@ def _try(
             return _Outcome(f"{provider} refused the key: {exc.user_message}", True)
         except (TransientProviderError, ProviderError) as exc:
             return _Outcome(f"not checked yet ({exc.user_message}): trying again shortly", False)
+    # (pb_hooks/limits.js refuses new rows while a check reads "… rejected the key", "… refused
+    # the key" or "… key cannot be decrypted": keep those words, or change both together.)
     return _Outcome(f"{provider} key accepted (checked {now_iso()[:16]} UTC)", True)
 
 

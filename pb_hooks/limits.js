@@ -75,6 +75,28 @@ function requireVerified(e, what) {
   }
 }
 
+// The service's check of a saved key said it cannot work (fathom2loom/key_check.py's verdicts):
+// "… rejected the key …", "… refused the key …", "… key cannot be decrypted …".
+const BAD_KEY = /^(Fathom|Loom) (rejected the key|refused the key|key cannot be decrypted)/;
+
+// Throws a 400 unless the user has both keys saved and neither is known not to work: a row that
+// can only fail would take a worker's turn for nothing.
+function requireWorkingKeys(e) {
+  let keys = null;
+  try {
+    keys = e.app.findFirstRecordByFilter("api_keys", "user_id = {:user}", { user: e.auth.id });
+  } catch (_) {}
+  if (!keys || !keys.getString("encrypted_fathom") || !keys.getString("encrypted_loom")) {
+    throw new BadRequestError("Save your Fathom and Loom keys before you queue transfers");
+  }
+  for (const field of ["fathom_check", "loom_check"]) {
+    const check = keys.getString(field);
+    if (BAD_KEY.test(check)) {
+      throw new BadRequestError(`Your saved key cannot be used (${check})`);
+    }
+  }
+}
+
 // Runs `next` (the write) in one transaction with the count of the user's active rows, so that
 // concurrent requests cannot pass the cap together; throws a 429 when the write would exceed it.
 function withinActiveCap(e, userId, next) {
@@ -154,6 +176,7 @@ module.exports = {
   checkUserLog,
   refuseMeetingId,
   requireVerified,
+  requireWorkingKeys,
   settings,
   withinActiveCap,
 };

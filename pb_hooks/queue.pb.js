@@ -71,7 +71,8 @@ routerUse((e) => {
 // Every new row, whoever makes it and however (records API, batch): its meeting id is a Fathom
 // recording id, stored canonical (one spelling per recording, so the one-active-row index holds).
 // A user's row also gets the server's time as `queued_at` (it sets the order of the line), may
-// need a verified account, and counts against the user's cap of active rows.
+// need a verified account, needs both keys saved and not known to fail, and counts against the
+// user's cap of active rows.
 onRecordCreateRequest((e) => {
   const limits = require(`${__hooks}/limits.js`);
   const given = e.record.getString("meeting_id");
@@ -87,6 +88,7 @@ onRecordCreateRequest((e) => {
     return e.next();
   }
   limits.requireVerified(e, "queue transfers");
+  limits.requireWorkingKeys(e);
   e.record.set("queued_at", new Date().toISOString().replace("T", " "));
   limits.withinActiveCap(e, e.auth.id, () => e.next());
 }, "queue");
@@ -103,6 +105,7 @@ onRecordUpdateRequest((e) => {
   }
   const limits = require(`${__hooks}/limits.js`);
   limits.requireVerified(e, "queue transfers");
+  limits.requireWorkingKeys(e);
   e.record.set("queued_at", new Date().toISOString().replace("T", " "));
   limits.withinActiveCap(e, e.auth.id, () => e.next());
 }, "queue");

@@ -148,6 +148,14 @@ class UserSession:
         response.raise_for_status()
         return {item["id"] for item in response.json()["items"]}
 
+    def save_keys(
+        self, fathom: str = "fathom-key-of-a-user-1234", loom: str = "loom-key-of-a-user-5678"
+    ) -> None:
+        """Save both keys through the API, as the web app does (needed before queueing)."""
+        body = {"user_id": self.id, "encrypted_fathom": fathom, "encrypted_loom": loom}
+        answer = self.call("POST", self.records("api_keys"), json=body)
+        assert answer.status_code == 200, answer.text
+
     def subscribe(self, *topics: str) -> Subscription:
         return Subscription(self.http, list(topics))
 

@@ -61,6 +61,8 @@ def test_a_user_cannot_create_rows_owned_by_someone_else(
 @pytest.mark.parametrize("collection", ["user_meta", "api_keys", "queue"])
 def test_a_user_manages_their_own_rows(pb: PocketBase, users: Users, collection: str) -> None:
     alice, bob = users
+    if collection == "queue":
+        alice.save_keys()  # (no row is queued without keys to move it)
     created = alice.call("POST", alice.records(collection), json=OWNED[collection](alice.id))
     assert created.status_code == 200, created.text
     row = created.json()["id"]
@@ -96,6 +98,7 @@ def test_queue_status_moves_a_user_may_make(pb: PocketBase, users: Users) -> Non
     def set_status(row: str, status: str, who: UserSession = alice, **extra: Any) -> Any:
         return who.call("PATCH", who.records("queue", row), json={"status": status, **extra})
 
+    alice.save_keys()
     pending = seed(pb, "queue", alice)
     # A user cannot complete, fail or start their row, and is told why
     for status in ("completed", "failed", "processing"):
@@ -137,6 +140,7 @@ def test_queue_status_moves_a_user_may_make(pb: PocketBase, users: Users) -> Non
 
 def test_a_meeting_is_queued_once_at_a_time(pb: PocketBase, users: Users) -> None:
     alice, _ = users
+    alice.save_keys()
     body = {"user_id": alice.id, "meeting_id": "4242", "status": "pending"}
     first = alice.call("POST", alice.records("queue"), json=body)
     assert first.status_code == 200

@@ -62,6 +62,7 @@ def test_a_meeting_id_is_ascii_digits_stored_without_leading_zeros(
     pb: PocketBase, make_user: MakeUser
 ) -> None:
     alice = make_user("alice")
+    alice.save_keys()
     assert queue(alice, "1004").status_code == 200
     # When the same recording comes spelled otherwise, expect "already queued"
     for spelling in ("01004", "001004", " 1004 ", 1004):
@@ -111,6 +112,26 @@ def test_the_service_and_the_batch_api_meet_the_same_rule(
     assert [r["meeting_id"] for r in pb.list_all("queue")] == ["77"]
 
 
+def test_only_a_user_with_keys_that_can_work_queues(pb: PocketBase, make_user: MakeUser) -> None:
+    alice = make_user("alice")
+    # Without keys, a row could only fail: refused, saying what to do
+    refused = queue(alice, "7")
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "Save your Fathom and Loom keys before you queue transfers."
+    # With keys the service found rejected, the same, quoting its check
+    alice.save_keys()
+    saved = pb.first("api_keys", filter=pb_filter("user_id = {:u}", u=alice.id))
+    assert saved is not None
+    rejected = "Fathom rejected the key (401): check it and save it again"
+    pb.update("api_keys", saved["id"], {"fathom_check": rejected})
+    refused = queue(alice, "7")
+    assert refused.status_code == 400
+    assert refused.json()["message"] == f"Your saved key cannot be used ({rejected})."
+    # While keys still being checked, or accepted, let the row in
+    pb.update("api_keys", saved["id"], {"fathom_check": "checking…"})
+    assert queue(alice, "7").status_code == 200
+
+
 def test_the_clis_enqueue_holds_ids_to_the_same_rule(pb: PocketBase, make_user: MakeUser) -> None:
     alice = make_user("alice")
     first = enqueue(pb, alice.id, ["1004"])
@@ -125,6 +146,7 @@ def test_the_clis_enqueue_holds_ids_to_the_same_rule(pb: PocketBase, make_user: 
 
 def test_queued_at_is_the_servers_time(pb: PocketBase, make_user: MakeUser) -> None:
     alice = make_user("alice")
+    alice.save_keys()
     # When a user sends a place in line from long ago
     made = queue(alice, "5", queued_at="2001-01-01 00:00:00.000Z")
     # Expect the server's time instead
@@ -153,7 +175,7 @@ def account(limited: LocalPocketBase) -> Iterator[Callable[..., UserSession]]:
     admin = PocketBase(limited.url, ADMIN_EMAIL, ADMIN_PASSWORD)
     made = 0
 
-    def factory(verified: bool = True) -> UserSession:
+    def factory(verified: bool = True, keys: bool = True) -> UserSession:
         nonlocal made
         made += 1
         email, password = f"user{made}-{id(clients)}@limits.test", "password-123456"
@@ -166,7 +188,10 @@ def account(limited: LocalPocketBase) -> Iterator[Callable[..., UserSession]]:
         )
         http.headers["Authorization"] = login.json()["token"]
         clients.append(http)
-        return UserSession(user["id"], email, http)
+        session = UserSession(user["id"], email, http)
+        if verified and keys:
+            session.save_keys()
+        return session
 
     yield factory
     for client in clients:
@@ -185,8 +210,9 @@ def test_only_verified_accounts_save_keys_and_queue(account: Callable[..., UserS
         assert refused.status_code == 403
         assert refused.json()["message"].startswith("Verify your e-mail address first")
     # While a verified account may do both
-    member = account()
+    member = account(keys=False)
     keys["user_id"] = member.id
+    keys["encrypted_loom"] = "loom-key-0123456789"
     assert member.call("POST", member.records("api_keys"), json=keys).status_code == 200
     assert queue(member, "7").status_code == 200
 
