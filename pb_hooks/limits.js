@@ -122,6 +122,15 @@ function withinActiveCap(e, userId, next) {
   });
 }
 
+// A row a user makes active, new or retried: a verified account where that is asked for, keys
+// that can work, the server's time as its place in line, and room under the user's cap.
+function admitUsersRow(e) {
+  requireVerified(e, "queue transfers");
+  requireWorkingKeys(e);
+  e.record.set("queued_at", new Date().toISOString().replace("T", " "));
+  withinActiveCap(e, e.auth.id, () => e.next());
+}
+
 // UTF-8 bytes of a string.
 function utf8Length(text) {
   let bytes = 0;
@@ -172,6 +181,7 @@ function checkUserLog(e) {
 }
 
 module.exports = {
+  admitUsersRow,
   canonicalMeetingId,
   checkUserLog,
   refuseMeetingId,

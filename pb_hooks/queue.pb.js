@@ -87,10 +87,7 @@ onRecordCreateRequest((e) => {
   if (e.hasSuperuserAuth()) {
     return e.next();
   }
-  limits.requireVerified(e, "queue transfers");
-  limits.requireWorkingKeys(e);
-  e.record.set("queued_at", new Date().toISOString().replace("T", " "));
-  limits.withinActiveCap(e, e.auth.id, () => e.next());
+  limits.admitUsersRow(e);
 }, "queue");
 
 // A user's retry (failed → pending) makes an active row again: the same cap and account rule,
@@ -104,10 +101,7 @@ onRecordUpdateRequest((e) => {
     return e.next();
   }
   const limits = require(`${__hooks}/limits.js`);
-  limits.requireVerified(e, "queue transfers");
-  limits.requireWorkingKeys(e);
-  e.record.set("queued_at", new Date().toISOString().replace("T", " "));
-  limits.withinActiveCap(e, e.auth.id, () => e.next());
+  limits.admitUsersRow(e);
 }, "queue");
 
 // A cancelled row leaves the line at once (position 0), not at the dispatcher's next sync.
