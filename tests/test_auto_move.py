@@ -645,7 +645,9 @@ def test_a_flood_of_unsigned_deliveries_costs_a_few_lines_and_stops_being_heard(
 
         wait_for("every refusal summed up", lambda: counted() == 500)
         logged = webhook_logs()
-        assert len(logged) < 20, [r["msg"] for r in logged]  # a sample a kind, a sum a window
+        summaries = sum("refusals in" in r["msg"] for r in logged)
+        # A sample of each kind (three here) and a sum in each 2 s window: a handful, not 500
+        assert len(logged) <= 4 * summaries + 4 and len(logged) < 100, [r["msg"] for r in logged]
         assert any("429 rate limited x" in r["msg"] for r in logged)
         assert len(receiver.log_path.read_text().splitlines()) < 30
         # While a signed delivery from elsewhere (here another loopback address: Fathom) is taken
