@@ -33,7 +33,7 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
-from fathom2loom.transfer.loom_video import idempotency_key
+from fathom2loom.transfer.rules import idempotency_key
 
 FATHOM_KEY, LOOM_KEY = "drill-fathom-key-0001", "drill-loom-key-0001"
 

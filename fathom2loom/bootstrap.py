@@ -9,6 +9,7 @@ say so when PocketBase runs without the project's hooks.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,11 +29,13 @@ from fathom2loom.pocketbase.schema import (
     desired_collections,
     outdated_collections,
 )
+from fathom2loom.retry import backoff_delay
 from fathom2loom.settings import Settings
 
 __all__ = ["BootstrapError", "BootstrapReport", "bootstrap"]
 
 log = logging.getLogger(__name__)
+SUPERUSER_CREATE_TRIES = 5
 
 
 @dataclass
@@ -68,15 +71,32 @@ def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapRepor
                 " (`pocketbase superuser create`) or set PB_DATA_DIR to PocketBase's data directory"
                 " so bootstrap can create it"
             ) from exc
-    local = LocalPocketBase(settings.pb_data_dir, None)
-    try:
-        local.create_superuser(settings.admin_email, settings.admin_password)
-    except RuntimeError as exc:
-        raise BootstrapError(
-            f"superuser {settings.pb_admin_email} exists but PB_ADMIN_PASSWORD does not match it"
-        ) from exc
+    _create_superuser(LocalPocketBase(settings.pb_data_dir, None), settings)
     pb.authenticate(force=True)
     report.did(f"created superuser {settings.pb_admin_email}")
+
+
+def _create_superuser(local: LocalPocketBase, settings: Settings) -> None:
+    """`pocketbase superuser create` beside the running server. It shares the server's SQLite
+    file, so a failure of another kind (a write lock held too long) is tried again; a field
+    PocketBase refuses (`password: ...`, `email: ...`) is said at once, in its words."""
+    for attempt in range(1, SUPERUSER_CREATE_TRIES + 1):
+        try:
+            local.create_superuser(settings.admin_email, settings.admin_password)
+            return
+        except RuntimeError as exc:
+            said = str(exc).replace(settings.admin_password, "***")
+            if "must be unique" in said:
+                raise BootstrapError(
+                    f"superuser {settings.pb_admin_email} exists but PB_ADMIN_PASSWORD does not"
+                    " match it"
+                ) from None  # PocketBase's words are in the message below, masked, if needed.
+            if attempt == SUPERUSER_CREATE_TRIES or "password:" in said or "email:" in said:
+                raise BootstrapError(
+                    f"could not create superuser {settings.pb_admin_email}: {said}"
+                ) from None
+            log.info("bootstrap: creating the superuser failed (%s); trying again", said)
+            time.sleep(backoff_delay(attempt, 0.5, 4.0))
 
 
 def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapReport) -> None:

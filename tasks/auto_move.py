@@ -27,7 +27,7 @@ __all__ = ["catch_up_meetings", "keep_webhooks"]
 
 def _parts(ctx: WorkerContext) -> tuple[AutoMoveStore, KeyStore]:
     box = ctx.key_box()
-    return AutoMoveStore(ctx.pb, box), ctx.transfer_ports().keys
+    return AutoMoveStore(ctx.pb, box), KeyStore(ctx.pb, box)
 
 
 @app.task(name="fathom2loom.auto_move_webhooks", ignore_result=True)

@@ -187,7 +187,7 @@ def scenario(
 
 def video_key(user_id: str, recording: int) -> str:
     """The Loom idempotency key of a user's recording (first generation)."""
-    from fathom2loom.transfer.loom_video import idempotency_key
+    from fathom2loom.transfer.rules import idempotency_key
 
     return idempotency_key(user_id, recording, 0)
 

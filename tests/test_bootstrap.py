@@ -90,6 +90,18 @@ def test_a_wrong_admin_password_is_reported(bare: Any) -> None:
         bootstrap(wrong)
 
 
+def test_a_superuser_pocketbase_refuses_is_reported_in_its_words(bare: Any) -> None:
+    password = "p" * 100  # bcrypt, under PocketBase, takes at most 72 bytes
+    settings = make_settings(
+        bare.url, "redis://127.0.0.1:1/0", pb_data_dir=bare.data_dir, pb_admin_password=password
+    )
+    with pytest.raises(BootstrapError) as refused:
+        bootstrap(settings)
+    message = str(refused.value)
+    assert message.startswith(f"could not create superuser {settings.pb_admin_email}: ")
+    assert "password length exceeds 72 bytes" in message and password not in message
+
+
 def test_cli_bootstrap_reports_and_is_safe_to_run_twice(
     bare: Any, tmp_path: Path, redis_server: Any
 ) -> None:

@@ -22,7 +22,7 @@ from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin
 from fathom2loom.transfer import Done, RunControl, Step, TransferPorts, Wait, run_transfer
-from fathom2loom.transfer.loom_video import idempotency_key
+from fathom2loom.transfer.rules import idempotency_key
 from fathom2loom.transfer.run import MAX_EXCUSED_OUTAGES
 from tests.conftest import ENCRYPTION_KEY, make_settings
 

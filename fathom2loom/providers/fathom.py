@@ -10,7 +10,7 @@ record the wait on its row instead of sleeping.
 Every response is checked against the spec's shapes: anything else (not JSON, a missing field, a
 download for another recording) is a `ProtocolError`, never a library exception. What to do with
 a download (reuse, poll, ask for a fresh one) is the transfer's decision
-(`fathom2loom.transfer.fathom_file`); this client only says what Fathom said.
+(`fathom2loom.transfer.rules`); this client only says what Fathom said.
 
 The signed file URL is fetched with a second client that never carries the API key, resuming
 with `Range` after a cut-off and checking the final size.

@@ -1,10 +1,11 @@
 """The transfer of one queue row from Fathom to Loom, free of Celery.
 
-steps.py        what a run ends with: `Done` or `Wait`
-run.py          the rules: one run of a row, every fault turned into a step
-fathom_file.py  the file from Fathom: reuse the row's download, or ask for a fresh one
-loom_video.py   the row's Loom video: one per (user, recording), remade only when lost or failed
-progress.py     upload progress on the row and the task, and the reasons to stop
+steps.py          what a run ends with: `Done` or `Wait`
+run.py            one run of a row: asks the servers, saves the row, makes every fault a step
+rules.py          the rules, pure: the row and what a server said in; action and changes out
+ports.py          what a run needs from outside, as Protocols (real stores and clients, or fakes)
+meeting_notes.py  the Loom video's title and description, from Fathom's meeting and summary
+progress.py       upload progress on the row and the task, and the reasons to stop
 """
 
 from fathom2loom.transfer.run import RunControl, TransferPorts, run_transfer

@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fathom2loom.errors import ProviderError, RateLimited
-from fathom2loom.providers.fathom import FathomClient, Meeting
+from fathom2loom.providers.fathom_models import Meeting
+from fathom2loom.transfer.ports import FathomPort
 
 __all__ = ["DESCRIPTION_MAX", "TITLE_MAX", "MeetingNotes", "meeting_notes"]
 
@@ -33,7 +34,7 @@ class MeetingNotes:
     description: str
 
 
-def _find(fathom: FathomClient, recording: int, recorded_at: datetime | None) -> Meeting | None:
+def _find(fathom: FathomPort, recording: int, recorded_at: datetime | None) -> Meeting | None:
     filters: dict[str, Any] = {"include_action_items": True}
     if recorded_at is not None:  # A meeting is created in Fathom once its recording has ended.
         filters |= {
@@ -49,7 +50,7 @@ def _find(fathom: FathomClient, recording: int, recorded_at: datetime | None) ->
     return None
 
 
-def _summary(fathom: FathomClient, recording: int) -> str:
+def _summary(fathom: FathomPort, recording: int) -> str:
     try:
         body = fathom.summary(recording)
     except RateLimited:
@@ -82,9 +83,7 @@ def _fit(parts: list[str], footer: list[str]) -> str:
     return "\n\n".join(p for p in (head, tail) if p)[:DESCRIPTION_MAX]
 
 
-def meeting_notes(
-    fathom: FathomClient, recording: int, recorded_at: datetime | None
-) -> MeetingNotes:
+def meeting_notes(fathom: FathomPort, recording: int, recorded_at: datetime | None) -> MeetingNotes:
     """The title and description for the recording's Loom video (`RateLimited` to wait)."""
     footer = [f"Moved from Fathom by fathom2loom (recording {recording})."]
     try:

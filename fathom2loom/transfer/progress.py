@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
-
-from fathom2loom.queue_rows import QueueRow, QueueStore, Status
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fathom2loom.transfer.run import RunControl
@@ -24,8 +23,8 @@ class Progress:
     worker may own the row now, or Redis is unreachable) and a worker shutting down at once.
     """
 
-    rows: QueueStore
-    row: QueueRow
+    save: Callable[[dict[str, Any]], None]  # the row's changes, written by the run
+    cancelled: Callable[[], bool]  # the row was cancelled or deleted meanwhile
     total: int
     interval: float
     control: RunControl
@@ -38,7 +37,7 @@ class Progress:
         if now - self.last_write < self.interval and done < self.total:
             return
         self.last_write = now
-        self.rows.save(self.row, bytes_done=done, bytes_total=self.total)
+        self.save({"bytes_done": done, "bytes_total": self.total})
         self.control.on_progress(done, self.total)
 
     def should_stop(self) -> bool:
@@ -51,7 +50,7 @@ class Progress:
         now = time.monotonic()
         if now - self.last_check >= CANCEL_CHECK_SECONDS:
             self.last_check = now
-            if self.rows.status(self.row.id) in (None, Status.CANCELLED):
+            if self.cancelled():
                 self.stopped_by = "cancel"
                 return True
         return False

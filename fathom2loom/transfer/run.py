@@ -1,11 +1,11 @@
 """One run of a transfer: take a queue row as far as it can go, and say what comes next.
 
-The rules of the transfer live here, free of Celery: the caller (the Celery task in
-`tasks/transfer.py`, or a test) passes in the row store, the key store and the provider clients,
-holds the row's lease, and gets back a `Step`: `Done` with an outcome, or `Wait` with how long and
-why. A wait longer than `TRANSFER_INLINE_WAIT_SECONDS` is recorded on the row (`next_attempt_at`,
-`wait_reason`) and ends the run, so no worker slot sits idle while Fathom renders or Loom
-processes; the dispatcher sends the row again when it is due.
+The run lives here, free of Celery, and its rules in `rules.py`, free of I/O. The caller (the
+Celery task in `tasks/transfer.py`, or a test) passes in the row store, the key store and the
+provider clients (`ports.py`), holds the row's lease, and gets back a `Step`: `Done` with an
+outcome, or `Wait` with how long and why. A wait longer than `TRANSFER_INLINE_WAIT_SECONDS` is
+recorded on the row (`next_attempt_at`, `wait_reason`) and ends the run, so no worker slot sits
+idle while Fathom renders or Loom processes; the dispatcher sends the row again when it is due.
 
 Every fault ends in a state the user can read:
 - permanent faults (a refused key, no such recording, a missing or damaged key, a bad meeting id,
@@ -23,10 +23,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TypeVar
 
-from fathom2loom.api_keys import KeyStore, Provider
+from fathom2loom.api_keys import Provider
 from fathom2loom.errors import (
     CoordinationUnavailable,
+    DownloadGone,
     Fathom2LoomError,
     LinkExpired,
     PermanentProviderError,
@@ -41,39 +44,38 @@ from fathom2loom.errors import (
 )
 from fathom2loom.logsink.context import bind
 from fathom2loom.meeting_ids import InvalidMeetingId, canonical_meeting_id
-from fathom2loom.pocketbase.dates import now_iso, parse_date
-from fathom2loom.providers.factory import Providers
-from fathom2loom.providers.fathom import DownloadFile, FathomClient
-from fathom2loom.providers.loom import LoomClient, LoomVideo
+from fathom2loom.pocketbase.dates import parse_date
+from fathom2loom.providers.fathom_models import DownloadFile
+from fathom2loom.providers.loom import LoomVideo
 from fathom2loom.providers.tus import UploadStopped
-from fathom2loom.queue_rows import FINAL, QueueRow, QueueStore, Status, TransferState
+from fathom2loom.queue_rows import FINAL, QueueRow, Status
 from fathom2loom.redact import secret_scope
 from fathom2loom.retry import backoff_delay
 from fathom2loom.settings import Settings
-from fathom2loom.transfer.fathom_file import fathom_file
-from fathom2loom.transfer.loom_video import create_video, current_video, new_generation
+from fathom2loom.transfer import rules
 from fathom2loom.transfer.meeting_notes import meeting_notes
+from fathom2loom.transfer.ports import FathomPort, KeyPort, LoomPort, ProviderPorts, RowPort
 from fathom2loom.transfer.progress import Progress
+from fathom2loom.transfer.rules import MAX_EXCUSED_OUTAGES, Changes, Decision
 from fathom2loom.transfer.steps import Done, RowFailed, Step, Wait
 
-__all__ = ["RunControl", "TransferPorts", "run_transfer"]
+__all__ = ["MAX_EXCUSED_OUTAGES", "RunControl", "TransferPorts", "run_transfer"]
 
 log = logging.getLogger("fathom2loom.transfer")
 UPLOADABLE = ("awaiting_upload", "uploading")
 HANDED_BACK = "handed back by a worker that shut down: another worker continues"
-# Runs of one row that a PocketBase outage may stop uncounted; past that they count, so a row
-# that itself brings PocketBase down still ends.
-MAX_EXCUSED_OUTAGES = 10
 TIME_LIMIT = "The transfer ran longer than TRANSFER_TIME_LIMIT_SECONDS allows"
+ActionT = TypeVar("ActionT")
 
 
 @dataclass
 class TransferPorts:
-    """What a transfer needs from outside; all of it passed in, none of it built here."""
+    """What a transfer needs from outside; all of it passed in, none of it built here: the real
+    `QueueStore`, `KeyStore` and `Providers`, or the in-memory fakes of `tests/fakes.py`."""
 
-    rows: QueueStore
-    keys: KeyStore
-    providers: Providers
+    rows: RowPort
+    keys: KeyPort
+    providers: ProviderPorts
     settings: Settings
 
 
@@ -100,6 +102,10 @@ def run_transfer(row_id: str, ports: TransferPorts, control: RunControl | None =
     return _Run(row_id, ports, control or RunControl()).run()
 
 
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
 class _Run:
     def __init__(self, row_id: str, ports: TransferPorts, control: RunControl) -> None:
         self.row_id = row_id
@@ -107,6 +113,23 @@ class _Run:
         self.ports = ports
         self.settings = ports.settings
         self.control = control
+
+    # -- the one place rows are written ---------------------------------------------------------
+
+    def _save(self, row: QueueRow, changes: Changes) -> None:
+        if changes:
+            self.rows.save(row, **changes)
+
+    def _save_unless_cancelled(self, row: QueueRow, changes: Changes) -> bool:
+        return self.rows.save_unless_cancelled(row, **changes)
+
+    def _settle(self, row: QueueRow, decision: Decision[ActionT]) -> ActionT:
+        """Save what the rule says to save, then hand back what it says to do."""
+        self._save(row, decision.changes)
+        return decision.action
+
+    def _cancelled(self, row: QueueRow) -> bool:
+        return self.rows.status(row.id) in (None, Status.CANCELLED)
 
     # -- the run ---------------------------------------------------------------------------
 
@@ -123,10 +146,10 @@ class _Run:
         if row.status == Status.PROCESSING and row.due_in() > 0:
             return Wait(row.due_in(), row.wait_reason)  # An early duplicate: leave the row be.
         begun = self._begin(row, excused)
-        if not isinstance(begun, QueueRow):
+        if begun is not None:
             return begun
         try:
-            return self._loop(begun)
+            return self._loop(row)
         except PocketBaseUnavailable as exc:
             if exc.unreachable:  # PocketBase went down under this run: not the row's doing.
                 self.control.stopped_by_outage()
@@ -150,49 +173,22 @@ class _Run:
                 self._discard_video(row)
                 return Done(Status.CANCELLED)
 
-    def _begin(self, row: QueueRow, excused: bool) -> QueueRow | Step:
-        """Mark the row as being worked on; count a previous run that died without a word."""
-        state = row.state
+    def _begin(self, row: QueueRow, excused: bool) -> Step | None:
+        """Mark the row as being worked on; None when the run may go on."""
         if row.status == Status.PENDING:
-            fresh = TransferState(
-                open_run=True,
-                loom_generation=state.loom_generation,
-                check_video=bool(row.loom_video_id),
-            )
-            written = self.rows.save_unless_cancelled(
-                row,
-                status=Status.PROCESSING,
-                started_at=now_iso(),
-                position=0,
-                attempts=0,
-                error_message="",
-                completed_at="",
-                next_attempt_at="",
-                wait_reason="",
-                state=fresh,
-            )
-            if not written:
+            if not self._save_unless_cancelled(row, rules.start(row, _now())):
                 return Done(Status.CANCELLED)
             self.control.left_the_line()
-            return row
-        attempts = row.attempts
-        if state.open_run and excused and state.outage_runs < MAX_EXCUSED_OUTAGES:
-            state.outage_runs += 1
-            log.info("row %s: its previous run was stopped by an outage; not counted", row.id)
-        elif state.open_run:
-            attempts += 1
+            return None
+        try:
+            changes = rules.resume(row, excused, self.settings)
+        except RowFailed as exc:
+            return self._fail(row, exc.message)
+        if changes["attempts"] > row.attempts:
             log.warning("row %s: its previous run stopped without finishing", row.id)
-            if attempts >= self.settings.transfer_max_attempts:
-                return self._fail(
-                    row,
-                    f"The transfer stopped unexpectedly {attempts} times (its worker was killed"
-                    " or ran out of memory): retry later",
-                )
-        state.open_run = True
-        written = self.rows.save_unless_cancelled(
-            row, attempts=attempts, next_attempt_at="", wait_reason="", state=state
-        )
-        return row if written else Done(Status.CANCELLED)
+        elif changes["state"].outage_runs > row.state.outage_runs:
+            log.info("row %s: its previous run was stopped by an outage; not counted", row.id)
+        return None if self._save_unless_cancelled(row, changes) else Done(Status.CANCELLED)
 
     def _attempt(self, row: QueueRow) -> Step:
         """One try; every exception becomes a step here."""
@@ -231,36 +227,92 @@ class _Run:
         with secret_scope(fathom_key, loom_key):
             fathom = self.ports.providers.fathom(fathom_key)
             loom = self.ports.providers.loom(loom_key)
-            video = current_video(loom, self.rows, row, self.settings)
+            video = self._kept_video(loom, row)
             if video is None or video.status in UPLOADABLE:
-                got = fathom_file(fathom, self.rows, row, recording, self.settings)
+                got = self._fathom_file(fathom, row, recording)
                 if isinstance(got, Wait):
                     return got
                 with secret_scope(got.url):
                     if video is None:
-                        notes = meeting_notes(fathom, recording, parse_date(row.recorded_at))
-                        video = create_video(
-                            loom, self.rows, row, recording, got, notes, self.settings
-                        )
+                        video = self._create_video(fathom, loom, row, recording, got)
                     if video.status in UPLOADABLE:
                         stopped = self._upload(fathom, loom, row, video, got)
                         if stopped is not None:
                             return stopped
                         video = loom.get_video(video.id)
-            return self._finish_or_wait(loom, row, video)
+            outcome = self._settle(row, rules.video_outcome(row, video, self.settings))
+            return (
+                self._complete(row, outcome.video)
+                if isinstance(outcome, rules.Complete)
+                else outcome
+            )
+
+    def _fathom_file(
+        self, fathom: FathomPort, row: QueueRow, recording: int
+    ) -> DownloadFile | Wait:
+        """The file to stream, or how long to wait for Fathom's render."""
+        seen = None
+        if row.fathom_download_id:
+            try:
+                seen = fathom.download_status(recording, row.fathom_download_id)
+            except DownloadGone:
+                seen = None
+        kept = rules.kept_download(row, seen, self.settings, _now())
+        if isinstance(kept, rules.AskForDownload):
+            if kept.why:
+                log.info("download for recording %s is gone: %s", recording, kept.why)
+            fresh = fathom.request_download(recording)
+            kept = rules.new_download(row, kept, fresh, self.settings, _now())
+        got = self._settle(row, kept)
+        return got.file if isinstance(got, rules.UseFile) else got
+
+    def _kept_video(self, loom: LoomPort, row: QueueRow) -> LoomVideo | None:
+        """The row's video if it can still be used; None when one has to be made."""
+        seen = None
+        if row.loom_video_id:
+            try:
+                seen = loom.get_video(row.loom_video_id)
+            except VideoGone:
+                seen = None
+        kept = self._settle(row, rules.kept_video(row, seen, self.settings))
+        return kept.video if isinstance(kept, rules.UseVideo) else None
+
+    def _create_video(
+        self,
+        fathom: FathomPort,
+        loom: LoomPort,
+        row: QueueRow,
+        recording: int,
+        file: DownloadFile,
+    ) -> LoomVideo:
+        """Create the row's video (or get back the one its key made before) and keep its id."""
+        notes = meeting_notes(fathom, recording, parse_date(row.recorded_at))
+        while True:  # Bounded: each new generation is counted, and fails the row at its limit.
+            video = loom.create_video(
+                title=notes.title,
+                description=notes.description,
+                size_bytes=file.file_size_bytes,
+                content_type=file.content_type,
+                idempotency_key=rules.idempotency_key(
+                    row.user_id, recording, row.state.loom_generation
+                ),
+            )
+            made = self._settle(row, rules.created_video(row, video, self.settings))
+            if isinstance(made, rules.UseVideo):
+                return made.video
 
     def _upload(
         self,
-        fathom: FathomClient,
-        loom: LoomClient,
+        fathom: FathomPort,
+        loom: LoomPort,
         row: QueueRow,
         video: LoomVideo,
         file: DownloadFile,
     ) -> Step | None:
         """Stream the file into the video; a step when the upload could not run to its end."""
         progress = Progress(
-            self.rows,
-            row,
+            lambda changes: self._save(row, changes),
+            lambda: self._cancelled(row),
             file.file_size_bytes,
             self.settings.transfer_progress_interval_seconds,
             self.control,
@@ -287,101 +339,41 @@ class _Run:
             loom.get_video(video.id)  # VideoGone when the whole video went with the upload.
             raise
         except LinkExpired as exc:
-            self.rows.save(row, fathom_download_id="")
+            self._save(row, {"fathom_download_id": ""})
             return Wait(0.0, exc.user_message)
         return None
 
-    def _finish_or_wait(self, loom: LoomClient, row: QueueRow, video: LoomVideo) -> Step:
-        if video.status == "ready":
-            return self._complete(loom, row, video)
-        if video.status == "failed":
-            reason = video.failure_reason or "no reason given"
-            raise RowFailed(
-                f"Loom could not process the video ({reason}): retry to upload it again"
-            )
-        row.state.loom_polls += 1
-        self.rows.save(row, state=row.state)
-        delay = backoff_delay(
-            row.state.loom_polls,
-            self.settings.loom_poll_initial_seconds,
-            self.settings.loom_poll_max_seconds,
-        )
-        return Wait(delay, "Loom is processing the video")
-
     # -- outcomes ------------------------------------------------------------------------------
 
-    def _closed(self, row: QueueRow) -> TransferState:
-        row.state.open_run = False
-        return row.state
-
-    def _complete(self, loom: LoomClient, row: QueueRow, video: LoomVideo) -> Step:
-        size = row.bytes_total or video.size_bytes
-        finished = self.rows.save_unless_cancelled(
-            row,
-            status=Status.COMPLETED,
-            completed_at=now_iso(),
-            loom_video_id=video.id,
-            loom_url=video.share_url or "",
-            bytes_done=size,
-            bytes_total=size,
-            error_message="",
-            next_attempt_at="",
-            wait_reason="",
-            state=self._closed(row),
-        )
-        if not finished:
+    def _complete(self, row: QueueRow, video: LoomVideo) -> Step:
+        if not self._save_unless_cancelled(row, rules.completion(row, video, _now())):
             return Done(Status.CANCELLED)  # Cancelled at the last moment: the video stays whole.
         log.info("transfer %s completed: Loom video %s", row.id, video.id)
         return Done(Status.COMPLETED, video.id)
 
     def _fail(self, row: QueueRow, message: str) -> Done:
-        written = self.rows.save_unless_cancelled(
-            row,
-            status=Status.FAILED,
-            error_message=message[:2000],
-            completed_at=now_iso(),
-            next_attempt_at="",
-            wait_reason="",
-            state=self._closed(row),
-        )
+        written = self._save_unless_cancelled(row, rules.failure(row, message, _now()))
         log.warning("transfer %s failed: %s", row.id, message)
         return Done(Status.FAILED if written else Status.CANCELLED)
 
     def _transient(self, row: QueueRow, cause: str, retry_after: float | None) -> Step:
-        attempts = row.attempts + 1
-        limit = self.settings.transfer_max_attempts
-        if attempts >= limit:
-            return self._fail(row, f"{cause} (gave up after {attempts} attempts): retry later")
-        self.rows.save(row, attempts=attempts)
-        delay = retry_after
-        if delay is None:
-            delay = backoff_delay(
-                attempts,
-                self.settings.transfer_retry_base_seconds,
-                self.settings.transfer_retry_max_seconds,
-            )
-        log.info("transfer %s: %s; attempt %d of %d", row.id, cause, attempts + 1, limit)
-        return Wait(
-            min(delay, self.settings.transfer_retry_max_seconds),
-            f"{cause}: trying again (attempt {attempts + 1} of {limit})",
-        )
+        try:
+            wait = self._settle(row, rules.retry_later(row, cause, retry_after, self.settings))
+        except RowFailed as exc:
+            return self._fail(row, exc.message)
+        log.info("transfer %s: %s", row.id, wait.reason)
+        return wait
 
     def _video_gone(self, row: QueueRow) -> Step:
         try:
-            new_generation(self.rows, row, "Loom no longer had the video", self.settings)
+            self._save(row, rules.video_gone(row, "Loom no longer had the video", self.settings))
         except RowFailed as exc:
             return self._fail(row, exc.message)
         return Wait(0.0, "Loom lost the video: making it again")
 
     def _defer(self, row: QueueRow, wait: Wait) -> Step:
         """Record the wait on the row and end the run; the dispatcher sends it when due."""
-        written = self.rows.save_unless_cancelled(
-            row,
-            next_attempt_at=now_iso(wait.seconds),
-            wait_reason=wait.reason[:500],
-            state=self._closed(row),
-        )
-        if not written:
+        if not self._save_unless_cancelled(row, rules.deferral(row, wait, _now())):
             self._discard_video(row)
             return Done(Status.CANCELLED)
         log.info("transfer %s waits %.1fs: %s", row.id, wait.seconds, wait.reason)
@@ -412,7 +404,7 @@ class _Run:
         except Fathom2LoomError as exc:
             log.warning("transfer %s cancelled: could not delete its Loom video: %s", row.id, exc)
 
-    def _delete_unfinished(self, loom: LoomClient, video_id: str) -> None:
+    def _delete_unfinished(self, loom: LoomPort, video_id: str) -> None:
         try:
             if loom.get_video(video_id).status == "ready":
                 return  # Whole, and perhaps another row's result too: leave it.
