@@ -35,7 +35,7 @@ from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient
 from fathom2loom.providers.loom import LoomClient
-from fathom2loom.queue_rows import QueueStore
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
 from fathom2loom.standins.__main__ import FIRST_RECORDING_ID
 from fathom2loom.transfer import Done, TransferPorts, run_transfer

@@ -1,12 +1,14 @@
 """The `api_keys` collection: users' provider keys, stored encrypted, read back in memory only.
 
-Storing (`store_keys`), reading for a transfer (`KeyStore`) and re-encrypting after a rotation
-(`rotate_keys`) all live here, so the field names and the encryption format have one owner.
+Storing (`store_keys`), reading for a transfer (`KeyStore`), the checks' results (`SavedKeys`,
+`record_checks`) and re-encrypting after a rotation (`rotate_keys`) all live here, so the field
+names and the encryption format have one owner.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
 from typing import Literal
 
 from fathom2loom.errors import UnknownUser
@@ -19,8 +21,11 @@ __all__ = [
     "FIELDS",
     "KeyStore",
     "RotationReport",
+    "SavedKeys",
     "find_user",
+    "record_checks",
     "rotate_keys",
+    "saved_keys",
     "store_keys",
 ]
 
@@ -28,6 +33,41 @@ COLLECTION = "api_keys"
 FIELDS: tuple[Field, ...] = ("encrypted_fathom", "encrypted_loom")
 Provider = Literal["Fathom", "Loom"]
 _FIELD_OF: dict[Provider, Field] = {"Fathom": "encrypted_fathom", "Loom": "encrypted_loom"}
+
+
+@dataclass(frozen=True)
+class SavedKeys:
+    """A typed `api_keys` record: a user's sealed keys and what their last check found."""
+
+    id: str
+    user_id: str
+    encrypted_fathom: str = ""
+    encrypted_loom: str = ""
+    fathom_check: str = ""  # what the last check of the Fathom key found, as the user reads it
+    loom_check: str = ""
+    checked_for: str = ""  # which stored values the checks were made for (`key_check`)
+
+    @classmethod
+    def from_record(cls, record: Record) -> SavedKeys:
+        return cls(**{f.name: str(record.get(f.name) or "") for f in fields(cls)})
+
+    def sealed(self, provider: Provider) -> str:
+        """The provider's key as stored (encrypted), "" when none is."""
+        return self.encrypted_fathom if provider == "Fathom" else self.encrypted_loom
+
+    def check(self, provider: Provider) -> str:
+        return self.fathom_check if provider == "Fathom" else self.loom_check
+
+
+def saved_keys(pb: PocketBase) -> Iterator[SavedKeys]:
+    """Every user's saved keys."""
+    for record in pb.walk(COLLECTION):
+        yield SavedKeys.from_record(record)
+
+
+def record_checks(pb: PocketBase, keys: SavedKeys, results: dict[str, str]) -> None:
+    """Write what a check found (`fathom_check`, `loom_check`, `checked_for`)."""
+    pb.update(COLLECTION, keys.id, results)
 
 
 class KeyStore:
@@ -40,10 +80,14 @@ class KeyStore:
     def __repr__(self) -> str:
         return f"KeyStore({self._box!r})"
 
+    def saved(self, user_id: str) -> SavedKeys | None:
+        record = self._pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
+        return None if record is None else SavedKeys.from_record(record)
+
     def read(self, user_id: str, provider: Provider) -> str | None:
         """The plaintext key, None when none is stored; `UndecryptableKey` when it is damaged."""
-        record = self._pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
-        token = (record or {}).get(_FIELD_OF[provider]) or ""
+        saved = self.saved(user_id)
+        token = "" if saved is None else saved.sealed(provider)
         if not token:
             return None
         return self._box.decrypt(token, user_id=user_id, field=_FIELD_OF[provider])
@@ -98,11 +142,11 @@ def rotate_keys(pb: PocketBase, box: KeyBox) -> RotationReport:
         (COLLECTION, FIELDS),
         ("auto_move", ("encrypted_secret",)),
     )
-    for collection, fields in encrypted:
+    for collection, sealed in encrypted:
         ops: list[BatchOp] = []
         for row in pb.walk(collection):
             report.rows += 1
-            changes = _reencrypted(box, row, fields, report)
+            changes = _reencrypted(box, row, sealed, report)
             if changes:
                 ops.append(BatchOp("PATCH", collection, id=row["id"], body=changes))
         pb.batch(ops)

@@ -23,12 +23,13 @@ from fathom2loom.errors import (
 )
 from fathom2loom.local_servers import LocalPocketBase
 from fathom2loom.pocketbase.bulk import ROUTE as BULK_ROUTE
-from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.schema import (
     REQUIRED_COLLECTIONS,
     desired_collections,
     outdated_collections,
 )
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.retry import backoff_delay
 from fathom2loom.settings import Settings
 
@@ -110,7 +111,7 @@ def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapRep
     existing = pb.collections()
     stale = outdated_collections(existing, desired)
     if any(c["name"] == "queue" for c in stale) and any(c["name"] == "queue" for c in existing):
-        cancelled = _cancel_active_duplicates(pb)
+        cancelled = QueueStore(pb).cancel_active_duplicates()
         if cancelled:
             report.did(f"cancelled {cancelled} duplicate active queue rows")
     if stale:
@@ -122,37 +123,6 @@ def _ensure_collections(pb: PocketBase, settings: Settings, report: BootstrapRep
             "collections still differ from the migrations after import: "
             + ", ".join(c["name"] for c in still)
         )
-
-
-def _cancel_active_duplicates(pb: PocketBase) -> int:
-    """What the waits migration does in SQL, through the API: one active row per meeting.
-
-    The unique index it adds cannot be created while two pending or processing rows of a user
-    share a meeting; the row already processing (else the oldest) is kept.
-    """
-    rows = pb.walk("queue", filter='status = "pending" || status = "processing"', per_page=1000)
-    kept: dict[tuple[str, str], Record] = {}
-    extra: list[Record] = []
-    order = sorted(rows, key=lambda r: (r["status"] != "processing", r["queued_at"], r["id"]))
-    for row in order:
-        key = (row["user_id"], row["meeting_id"])
-        if key in kept:
-            extra.append(row)
-        else:
-            kept[key] = row
-    reason = "Cancelled: another transfer of this meeting was already queued"
-    pb.batch(
-        [
-            BatchOp(
-                "PATCH",
-                "queue",
-                id=r["id"],
-                body={"status": "cancelled", "position": 0, "error_message": reason},
-            )
-            for r in extra
-        ]
-    )
-    return len(extra)
 
 
 def _check_hooks(pb: PocketBase, report: BootstrapReport) -> None:

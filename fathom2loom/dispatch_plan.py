@@ -22,23 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fathom2loom.pocketbase.dates import parse_date
+from fathom2loom.queue_rows import QueueRow
 
-__all__ = ["DispatchPlan", "QueuedRow", "plan_dispatch"]
-
-
-@dataclass(frozen=True)
-class QueuedRow:
-    id: str
-    user_id: str
-    status: str
-    queued_at: str  # PocketBase date text; sorts chronologically
-    position: int
-    next_attempt_at: str = ""  # a processing row's wait: not before then
-
-    def waiting_at(self, now: datetime) -> bool:
-        """A processing row whose recorded wait is not over yet."""
-        due = parse_date(self.next_attempt_at)
-        return self.status == "processing" and due is not None and due > now
+__all__ = ["DispatchPlan", "plan_dispatch"]
 
 
 @dataclass
@@ -50,17 +36,17 @@ class DispatchPlan:
     order: list[str] = field(default_factory=list)  # all of the above, in dispatch order
     next_due: datetime | None = None  # the earliest end of a wait, if any row waits
 
-    def changed_positions(self, rows: Iterable[QueuedRow]) -> dict[str, int]:
+    def changed_positions(self, rows: Iterable[QueueRow]) -> dict[str, int]:
         return {r.id: self.positions[r.id] for r in rows if r.position != self.positions[r.id]}
 
 
 def _slots(
-    rows: list[QueuedRow], alive: set[str], now: datetime, per_user: int
-) -> tuple[int, list[QueuedRow]]:
+    rows: list[QueueRow], alive: set[str], now: datetime, per_user: int
+) -> tuple[int, list[QueueRow]]:
     """The number of live tasks, and the candidates in dispatch order."""
     in_flight: defaultdict[str, int] = defaultdict(int)
     started: defaultdict[str, int] = defaultdict(int)
-    candidates: defaultdict[str, list[QueuedRow]] = defaultdict(list)
+    candidates: defaultdict[str, list[QueueRow]] = defaultdict(list)
     for row in rows:
         if row.id in alive:
             in_flight[row.user_id] += 1
@@ -69,7 +55,7 @@ def _slots(
         if row.id not in alive and not row.waiting_at(now):
             candidates[row.user_id].append(row)
     slots: list[tuple[bool, int, str, str, str, str]] = []
-    by_id: dict[str, QueuedRow] = {}
+    by_id: dict[str, QueueRow] = {}
     for user_id, user_rows in candidates.items():
         user_rows.sort(key=lambda r: (r.status != "processing", r.queued_at, r.id))
         first = user_rows[0].queued_at if user_rows[0].status == "pending" else ""
@@ -85,7 +71,7 @@ def _slots(
 
 
 def plan_dispatch(
-    rows: Iterable[QueuedRow],
+    rows: Iterable[QueueRow],
     alive: set[str],
     *,
     max_in_flight: int,

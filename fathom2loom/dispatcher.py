@@ -5,7 +5,8 @@ rows, plans the fair dispatch order (`fathom2loom.dispatch_plan`), and sends wha
 new rows, rows whose recorded wait is over, and rows whose worker is gone (killed, Redis restarted
 empty). It sends no more than the live workers have slots (`fathom2loom.workers`) and
 `DISPATCH_MAX_IN_FLIGHT` allow, then writes the positions that changed. Rows are read and
-positions written in bulk (`pocketbase.bulk`): one request each, whatever the queue's length.
+positions written in bulk (through `queue_store.QueueStore`, the rows' one owner): one request
+each, whatever the queue's length.
 
 It runs on beat's tick (`tasks.sync_queue`) and on a wake-up (`tasks.realtime_wakeup`): a new row
 (PocketBase realtime), a transfer that finished or must wait (`fathom2loom.wakeups`). Syncs never
@@ -18,19 +19,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
-from fathom2loom.dispatch_plan import QueuedRow, plan_dispatch
-from fathom2loom.errors import PocketBaseBatchFailed
+from fathom2loom.dispatch_plan import plan_dispatch
 from fathom2loom.inflight import InFlight
 from fathom2loom.lease import Lease
-from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
-from fathom2loom.queue_rows import COLLECTION, DISPATCH_FIELDS, Status
+from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.queue_rows import Status
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
 from fathom2loom.wakeups import request_sync
 from fathom2loom.workers import worker_slots
@@ -56,60 +57,13 @@ class SyncReport:
     seconds: float = 0.0
 
 
-def _rows(pb: PocketBase) -> tuple[list[QueuedRow], dict[str, dict[str, Any]]]:
-    """The active rows, and the clean-ups some pending rows need (a retried row's old end)."""
-    found: Iterable[Record] | None = pb.bulk.active_rows()
-    if found is None:
-        found = pb.walk(
-            COLLECTION,
-            filter=f'status = "{Status.PENDING}" || status = "{Status.PROCESSING}"',
-            fields=DISPATCH_FIELDS,
-            per_page=1000,
-        )
-    rows, cleanups = [], {}
-    for record in found:
-        rows.append(_queued(record))
-        if record["status"] == Status.PENDING and (
-            record.get("completed_at") or record.get("error_message")
-        ):
-            cleanups[record["id"]] = {"completed_at": "", "error_message": ""}
-    return rows, cleanups
-
-
-def _queued(record: Record) -> QueuedRow:
-    return QueuedRow(
-        id=record["id"],
-        user_id=record["user_id"],
-        status=record["status"],
-        queued_at=record.get("queued_at") or record.get("created") or "",
-        position=int(record.get("position") or 0),
-        next_attempt_at=record.get("next_attempt_at") or "",
-    )
-
-
-def _write_positions(
-    pb: PocketBase, changes: dict[str, int], cleanups: dict[str, dict[str, Any]]
-) -> int:
-    """Positions in bulk (one request, one statement); the few clean-ups through the batch API.
-
-    A row deleted meanwhile is passed over.
-    """
-    written = pb.bulk.positions(changes) if changes else 0
-    if cleanups:
-        ops = [BatchOp("PATCH", COLLECTION, id=i, body=body) for i, body in cleanups.items()]
-        try:
-            pb.batch(ops)
-        except PocketBaseBatchFailed:  # A row went away meanwhile: the next sync tries again.
-            log.info("sync: a retried row changed under the clean-up; the next sync redoes it")
-    return written
-
-
 def _sync(
     pb: PocketBase, client: redis.Redis, settings: Settings, send: Callable[[str], Any]
 ) -> SyncReport:
     started = time.monotonic()
     inflight = InFlight(client)
-    rows, cleanups = _rows(pb)
+    queue = QueueStore(pb)
+    rows = queue.active()
     alive = inflight.alive([r.id for r in rows])
     slots = worker_slots(client)
     limit = (
@@ -147,7 +101,8 @@ def _sync(
         kind.append(row_id)
     if plan.next_due is not None:
         request_sync(client, plan.next_due.timestamp() - time.time(), member="next-due")
-    report.positions_written = _write_positions(pb, plan.changed_positions(rows), cleanups)
+    report.positions_written = queue.write_positions(plan.changed_positions(rows))
+    queue.clear_old_ends(r for r in rows if r.has_old_end)
     report.seconds = time.monotonic() - started
     return report
 

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from fathom2loom.api_keys import COLLECTION, Provider
+from fathom2loom.api_keys import Provider, SavedKeys, record_checks, saved_keys
 from fathom2loom.errors import (
     KeyRejected,
     PermanentProviderError,
@@ -25,15 +25,15 @@ from fathom2loom.errors import (
     UndecryptableKey,
 )
 from fathom2loom.keybox import Field, KeyBox
-from fathom2loom.pocketbase.client import PocketBase, Record
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.providers.factory import Providers
 from fathom2loom.redact import secret_scope
 
-__all__ = ["CHECKED_FIELDS", "check_keys", "fingerprint"]
+__all__ = ["CHECKED", "check_keys", "fingerprint"]
 
 log = logging.getLogger(__name__)
-CHECKED_FIELDS: tuple[tuple[Provider, Field, str], ...] = (
+CHECKED: tuple[tuple[Provider, Field, str], ...] = (
     ("Fathom", "encrypted_fathom", "fathom_check"),
     ("Loom", "encrypted_loom", "loom_check"),
 )
@@ -45,9 +45,9 @@ class _Outcome:
     final: bool  # False: a passing fault; try again at the next check
 
 
-def fingerprint(record: Record) -> str:
+def fingerprint(keys: SavedKeys) -> str:
     """Which stored values a check was made for (a change means: check again)."""
-    values = "|".join(str(record.get(field) or "") for _, field, _ in CHECKED_FIELDS)
+    values = "|".join(keys.sealed(provider) for provider, _, _ in CHECKED)
     return hashlib.sha256(values.encode()).hexdigest()[:16]
 
 
@@ -58,10 +58,10 @@ def _call(providers: Providers, provider: Provider, key: str) -> Callable[[], ob
 
 
 def _try(
-    providers: Providers, box: KeyBox, record: Record, provider: Provider, field: Field
+    providers: Providers, box: KeyBox, keys: SavedKeys, provider: Provider, field: Field
 ) -> _Outcome:
     try:
-        key = box.decrypt(record[field], user_id=record["user_id"], field=field)
+        key = box.decrypt(keys.sealed(provider), user_id=keys.user_id, field=field)
     except UndecryptableKey as exc:
         return _Outcome(f"{provider} key cannot be decrypted ({exc.reason}): save it again", True)
     with secret_scope(key):
@@ -83,25 +83,22 @@ def _try(
 def check_keys(pb: PocketBase, box: KeyBox, providers: Providers) -> int:
     """Check every key saved since its last check; returns how many records were checked."""
     checked = 0
-    fields = "id,user_id,checked_for," + ",".join(f for _, f, _ in CHECKED_FIELDS)
-    for record in pb.walk(COLLECTION, fields=fields):
-        stamp = fingerprint(record)
-        if record.get("checked_for") == stamp:
+    for keys in saved_keys(pb):
+        stamp = fingerprint(keys)
+        if keys.checked_for == stamp:
             continue
         results: dict[str, str] = {}
         final = True
-        for provider, field, result_field in CHECKED_FIELDS:
-            if not record.get(field):
+        for provider, field, result_field in CHECKED:
+            if not keys.sealed(provider):
                 results[result_field] = ""
                 continue
-            outcome = _try(providers, box, record, provider, field)
+            outcome = _try(providers, box, keys, provider, field)
             results[result_field] = outcome.text
             final = final and outcome.final
         if final:
             results["checked_for"] = stamp
-        pb.update(COLLECTION, record["id"], results)
-        log.info(
-            "checked the keys of user %s", record["user_id"], extra={"user_id": record["user_id"]}
-        )
+        record_checks(pb, keys, results)
+        log.info("checked the keys of user %s", keys.user_id, extra={"user_id": keys.user_id})
         checked += 1
     return checked

@@ -33,6 +33,7 @@ from fathom2loom.errors import (
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import parse_date
 from fathom2loom.providers.factory import Providers
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.redact import secret_scope
 from fathom2loom.user_queue import MeetingState, meeting_states
 
@@ -119,7 +120,7 @@ class MeetingsApi:
             return None
         with secret_scope(key):
             fathom = self.providers.fathom(key, background=True)
-            found = meeting_states(self.pb, fathom, user_id, limit=limit, since=since)
+            found = meeting_states(QueueStore(self.pb), fathom, user_id, limit=limit, since=since)
             return [_item(state) for state in found]
 
 

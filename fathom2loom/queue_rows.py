@@ -1,25 +1,20 @@
-"""The `queue` collection: its statuses, its fields, and the writes the design allows.
+"""A `queue` row, typed: its statuses, its fields, and how changes to it are written.
 
-Every module that reads or writes a queue row goes through here, so the field names, the status
-values and the rule "a cancelled row is never overwritten" live in one place.
-
-PocketBase has no conditional update, so every write that must not undo a user's cancel re-reads
-the row first and skips the write when it is `cancelled`. The window between the two requests is
-milliseconds; a cancel that lands in it is seen at the transfer's next chunk.
-
-A transfer's own bookkeeping (fresh downloads asked for, polls, the Loom video generation, whether
-a run is open) is one JSON field, `transfer_state`, read as `TransferState`.
+The rows are read and written by their one owner, `queue_store.QueueStore`; everything else sees
+them as `QueueRow`. A transfer's own bookkeeping (fresh downloads asked for, polls, the Loom
+video generation, whether a run is open) is one JSON field, `transfer_state`, read as
+`TransferState`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from fathom2loom.errors import PocketBaseNotFound
-from fathom2loom.pocketbase.client import PocketBase, Record
-from fathom2loom.pocketbase.dates import now_iso, seconds_until
+from fathom2loom.pocketbase.client import Record
+from fathom2loom.pocketbase.dates import now_iso, parse_date, seconds_until
 
 __all__ = [
     "ACTIVE",
@@ -27,9 +22,9 @@ __all__ = [
     "DISPATCH_FIELDS",
     "FINAL",
     "QueueRow",
-    "QueueStore",
     "Status",
     "TransferState",
+    "encode_changes",
 ]
 
 COLLECTION = "queue"
@@ -45,9 +40,17 @@ class Status(StrEnum):
 
 ACTIVE = frozenset({Status.PENDING, Status.PROCESSING})
 FINAL = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELLED})
-# What the dispatcher reads of every active row.
+# What the dispatcher reads of every active row (a test checks them against the migrations).
 DISPATCH_FIELDS = (
-    "id,user_id,status,queued_at,created,position,next_attempt_at,completed_at,error_message"
+    "id",
+    "user_id",
+    "status",
+    "queued_at",
+    "created",
+    "position",
+    "next_attempt_at",
+    "completed_at",
+    "error_message",
 )
 
 
@@ -140,8 +143,18 @@ class QueueRow:
         """Seconds until a waiting row may run again (0 when it may run now)."""
         return max(0.0, seconds_until(self.next_attempt_at))
 
+    def waiting_at(self, now: datetime) -> bool:
+        """A processing row whose recorded wait is not over yet at `now`."""
+        due = parse_date(self.next_attempt_at)
+        return self.status == Status.PROCESSING and due is not None and due > now
 
-def _encode(changes: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def has_old_end(self) -> bool:
+        """A pending row that still shows how its previous run ended (a retried row)."""
+        return self.status == Status.PENDING and bool(self.completed_at or self.error_message)
+
+
+def encode_changes(changes: dict[str, Any]) -> dict[str, Any]:
     """`QueueRow` attribute names and values as PocketBase fields, stamped with a heartbeat."""
     body = {
         ("transfer_state" if name == "state" else name): (
@@ -150,36 +163,3 @@ def _encode(changes: dict[str, Any]) -> dict[str, Any]:
         for name, value in changes.items()
     }
     return {**body, "heartbeat_at": now_iso()}
-
-
-class QueueStore:
-    """Reads and writes of `queue` rows, as the transfer may make them."""
-
-    def __init__(self, pb: PocketBase) -> None:
-        self.pb = pb
-
-    def get(self, row_id: str) -> QueueRow | None:
-        try:
-            return QueueRow.from_record(self.pb.get(COLLECTION, row_id))
-        except PocketBaseNotFound:
-            return None
-
-    def status(self, row_id: str) -> Status | None:
-        row = self.get(row_id)
-        return None if row is None else row.status
-
-    def save(self, row: QueueRow, **changes: Any) -> None:
-        """Write `changes` (`QueueRow` attribute names) and apply them to `row` in memory.
-
-        Status changes go through `save_unless_cancelled`."""
-        self.pb.update(COLLECTION, row.id, _encode(changes))
-        for name, value in changes.items():
-            setattr(row, name, value)
-
-    def save_unless_cancelled(self, row: QueueRow, **changes: Any) -> bool:
-        """Write `changes` unless the row was cancelled or deleted meanwhile; True when written."""
-        current = self.status(row.id)
-        if current is None or current == Status.CANCELLED:
-            return False
-        self.save(row, **changes)
-        return True

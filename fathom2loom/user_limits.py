@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from fathom2loom.errors import PocketBaseNotFound
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.pocketbase.filters import pb_filter
-from fathom2loom.queue_rows import COLLECTION, Status
 
-__all__ = ["active_rows", "max_active_transfers"]
+__all__ = ["max_active_transfers"]
 
 
 def max_active_transfers(pb: PocketBase) -> int | None:
@@ -25,14 +23,3 @@ def max_active_transfers(pb: PocketBase) -> int | None:
     limits = report.get("limits") if isinstance(report, dict) else None
     cap = limits.get("USER_MAX_ACTIVE_TRANSFERS") if isinstance(limits, dict) else None
     return cap if isinstance(cap, int) and cap > 0 else None
-
-
-def active_rows(pb: PocketBase, user_id: str) -> int:
-    """How many of the user's rows are pending or processing."""
-    where = pb_filter(
-        "user_id = {:u} && (status = {:p} || status = {:r})",
-        u=user_id,
-        p=Status.PENDING,
-        r=Status.PROCESSING,
-    )
-    return pb.count(COLLECTION, filter=where)

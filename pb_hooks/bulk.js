@@ -2,19 +2,26 @@
 // checked first as its collection field would check it (ids, selects, dates, relations, ranges,
 // sizes), by SQLite itself over the JSON list: one query, at native speed, stopping at the first
 // bad record (json_each walks the list in order) and naming it and its field.
+//
+// The limits are read from the collections themselves, as the migrations made them (a select's
+// values, a text's max, a JSON field's maxSize, a number's min and max): a migration that changes
+// a field changes what these routes take, with nothing here to keep in step.
 
-const REASONS = {
-  positions: "must be an [id, position] pair",
-  id: "must be 15 characters a-z and 0-9",
-  position: "must be a whole number from 0 to 1000000000",
-  record: "must be an object",
-  level: "must be one of trace, debug, info, warn, error, fatal",
-  msg: "must be text of at most 20000 characters",
-  ts: "must be a real date like 2026-11-25 14:03:05.123Z",
-  user_id: "must be empty or an existing user's id",
-  component: "must be text of at most 100 characters",
-  metadata: "must be at most 200000 bytes of JSON",
-};
+// A whole-number bound for positions when the field sets no max of its own: the dispatcher never
+// writes one that large, so a larger one is a bug or an attack, not a place in line.
+const POSITION_MAX = 1000000000;
+const ID_REASON = "must be 15 characters a-z and 0-9";
+
+function field(collection, name) {
+  const found = $app.findCollectionByNameOrId(collection).fields.getByName(name);
+  if (!found) {
+    throw new Error(`the ${collection} collection has no field ${name}: apply the migrations`);
+  }
+  return found;
+}
+
+// A text value for SQL, quoted (the values come from our own schema, quoted all the same).
+const quoted = (text) => `'${String(text).replace(/'/g, "''")}'`;
 
 // Each list is walked once into JSONB (binary JSON: reading a field is a short walk, not a parse
 // of the record's text), materialized so that SQLite does not redo it for every reference.
@@ -43,30 +50,68 @@ const TEXT_BAD = (path, max) =>
   `(json_type(v, '${path}') NOT IN ('text', 'null') OR` +
   ` length(coalesce(v ->> '${path}', '')) > ${max})`;
 
-const POSITIONS_CHECK =
-  RECORDS("$.positions") +
-  " SELECT idx, CASE" +
-  " WHEN t != 'array' OR json_array_length(v) != 2 THEN 'positions'" +
-  ` WHEN ${ID_BAD("$[0]")} THEN 'id'` +
-  " WHEN json_type(v, '$[1]') IS NOT 'integer' OR NOT (v ->> '$[1]') BETWEEN 0 AND 1000000000" +
-  " THEN 'position'" +
-  " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
+// PocketBase's own defaults when a field sets no limit (core.TextField, core.JSONField).
+const TEXT_DEFAULT_MAX = 5000;
+const JSON_DEFAULT_MAX = 1 << 20;
 
-const LOGS_CHECK =
-  RECORDS("$.records") +
-  " SELECT idx, CASE" +
-  " WHEN t != 'object' THEN 'record'" +
-  ` WHEN ${ID_BAD("$.id")} THEN 'id'` +
-  " WHEN json_type(v, '$.level') IS NOT 'text' OR (v ->> '$.level')" +
-  " NOT IN ('trace', 'debug', 'info', 'warn', 'error', 'fatal') THEN 'level'" +
-  ` WHEN ${TEXT_BAD("$.msg", 20000)} THEN 'msg'` +
-  ` WHEN ${TS_BAD("$.ts")} THEN 'ts'` +
-  ` WHEN ${TEXT_BAD("$.user_id", 15)} THEN 'user_id'` +
-  " WHEN coalesce(v ->> '$.user_id', '') != '' AND NOT EXISTS" +
-  " (SELECT 1 FROM users WHERE users.id = v ->> '$.user_id') THEN 'user_id'" +
-  ` WHEN ${TEXT_BAD("$.component", 100)} THEN 'component'` +
-  " WHEN length(coalesce(v -> '$.metadata', 'null')) > 200000 THEN 'metadata'" +
-  " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1";
+// The positions check: each item an [id, position] pair, the position a whole number within the
+// queue's `position` field.
+function positionsCheck() {
+  const position = field("queue", "position");
+  const min = position.min === null ? 0 : position.min;
+  const max = position.max === null ? POSITION_MAX : Math.min(position.max, POSITION_MAX);
+  return {
+    sql:
+      RECORDS("$.positions") +
+      " SELECT idx, CASE" +
+      " WHEN t != 'array' OR json_array_length(v) != 2 THEN 'positions'" +
+      ` WHEN ${ID_BAD("$[0]")} THEN 'id'` +
+      ` WHEN json_type(v, '$[1]') IS NOT 'integer' OR NOT (v ->> '$[1]') BETWEEN ${min} AND ${max}` +
+      " THEN 'position'" +
+      " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1",
+    reasons: {
+      positions: "must be an [id, position] pair",
+      id: ID_REASON,
+      position: `must be a whole number from ${min} to ${max}`,
+    },
+  };
+}
+
+// The log records check, each field as the `logs` collection has it.
+function logsCheck() {
+  const levels = field("logs", "level").values;
+  const msgMax = field("logs", "msg").max || TEXT_DEFAULT_MAX;
+  const componentMax = field("logs", "component").max || TEXT_DEFAULT_MAX;
+  const metadataMax = field("logs", "metadata").maxSize || JSON_DEFAULT_MAX;
+  const users = $app.findCollectionByNameOrId(field("logs", "user_id").collectionId).name;
+  return {
+    sql:
+      RECORDS("$.records") +
+      " SELECT idx, CASE" +
+      " WHEN t != 'object' THEN 'record'" +
+      ` WHEN ${ID_BAD("$.id")} THEN 'id'` +
+      " WHEN json_type(v, '$.level') IS NOT 'text' OR (v ->> '$.level')" +
+      ` NOT IN (${levels.map(quoted).join(", ")}) THEN 'level'` +
+      ` WHEN ${TEXT_BAD("$.msg", msgMax)} THEN 'msg'` +
+      ` WHEN ${TS_BAD("$.ts")} THEN 'ts'` +
+      ` WHEN ${TEXT_BAD("$.user_id", 15)} THEN 'user_id'` +
+      " WHEN coalesce(v ->> '$.user_id', '') != '' AND NOT EXISTS" +
+      ` (SELECT 1 FROM \`${users}\` AS u WHERE u.id = v ->> '$.user_id') THEN 'user_id'` +
+      ` WHEN ${TEXT_BAD("$.component", componentMax)} THEN 'component'` +
+      ` WHEN length(coalesce(v -> '$.metadata', 'null')) > ${metadataMax} THEN 'metadata'` +
+      " END AS bad FROM r WHERE bad IS NOT NULL LIMIT 1",
+    reasons: {
+      record: "must be an object",
+      id: ID_REASON,
+      level: `must be one of ${levels.join(", ")}`,
+      msg: `must be text of at most ${msgMax} characters`,
+      ts: "must be a real date like 2026-11-25 14:03:05.123Z",
+      user_id: "must be empty or an existing user's id",
+      component: `must be text of at most ${componentMax} characters`,
+      metadata: `must be at most ${metadataMax} bytes of JSON`,
+    },
+  };
+}
 
 // Only rows still in line are written, checked in the statement itself (one writer: a user's
 // cancel lands wholly before or after it): a position for a pending row, 0 for a processing one.
@@ -89,11 +134,11 @@ const LOGS_WRITE =
 function refusal(check, text) {
   const found = new DynamicModel({ idx: 0, bad: "" });
   try {
-    $app.db().newQuery(check).bind({ body: text }).one(found);
+    $app.db().newQuery(check.sql).bind({ body: text }).one(found);
   } catch (_) {
     return null; // No row: nothing is wrong.
   }
-  const reason = REASONS[found.bad] || "is not valid";
+  const reason = check.reasons[found.bad] || "is not valid";
   return {
     status: 400,
     message: `Record ${found.idx} was refused (${found.bad}: ${reason}); nothing was written.`,
@@ -134,6 +179,7 @@ function body(e, name) {
 
 // A bulk write: the list under `name` checked (400 naming the first bad record, nothing
 // written), then written by one statement in one transaction; `after(text)` runs once it is in.
+// `check()` builds the check from the collection's fields as they are now.
 function write(e, name, check, statement, after) {
   const text = body(e, name);
   if (text === null) {
@@ -143,7 +189,7 @@ function write(e, name, check, statement, after) {
       data: { index: -1, field: name, reason: "must be a list" },
     });
   }
-  const refused = refusal(check, text);
+  const refused = refusal(check(), text);
   if (refused) {
     return e.json(400, refused);
   }
@@ -199,16 +245,20 @@ function announcePositions(text) {
   }
 }
 
-// The active queue rows as a JSON list, with the fields the dispatcher reads.
-function activeRows() {
+// The active queue rows as a JSON list, with the fields the caller names (the dispatcher's,
+// `queue_rows.DISPATCH_FIELDS`): each must be a field of the queue collection; null when one is
+// not (the route answers 400).
+function activeRows(names) {
+  const queue = $app.findCollectionByNameOrId("queue");
+  if (names.length === 0 || names.some((name) => !queue.fields.getByName(name))) {
+    return null;
+  }
+  const pairs = names.map((name) => `${quoted(name)}, \`${name}\``).join(", ");
   const found = new DynamicModel({ rows: "" });
   $app
     .db()
     .newQuery(
-      "SELECT coalesce(json_group_array(json_object('id', id, 'user_id', user_id," +
-        " 'status', status, 'queued_at', queued_at, 'created', created," +
-        " 'position', position, 'next_attempt_at', next_attempt_at," +
-        " 'completed_at', completed_at, 'error_message', error_message)), '[]') AS rows" +
+      `SELECT coalesce(json_group_array(json_object(${pairs})), '[]') AS rows` +
         " FROM (SELECT * FROM queue WHERE status IN ('pending', 'processing') ORDER BY id)",
     )
     .one(found);
@@ -217,10 +267,10 @@ function activeRows() {
 
 module.exports = {
   MAX_BODY,
-  LOGS_CHECK,
   LOGS_WRITE,
-  POSITIONS_CHECK,
   POSITIONS_WRITE,
+  logsCheck,
+  positionsCheck,
   activeRows,
   announcePositions,
   write,

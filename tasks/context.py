@@ -18,7 +18,7 @@ from fathom2loom.api_keys import KeyStore
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
-from fathom2loom.queue_rows import QueueStore
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.redis_client import redis_client
 from fathom2loom.settings import Settings, get_settings
 from fathom2loom.transfer import TransferPorts

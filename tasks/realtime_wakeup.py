@@ -26,6 +26,7 @@ import redis
 from celery import Task
 from celery.signals import beat_init
 
+from fathom2loom.api_keys import SavedKeys
 from fathom2loom.key_check import fingerprint
 from fathom2loom.pocketbase.realtime import RealtimeListener
 from fathom2loom.queue_events import NewWorkFilter
@@ -61,7 +62,8 @@ class Wakeup:
     def _on_event(self, topic: str, data: dict[str, Any]) -> None:
         record, action = data.get("record") or {}, str(data.get("action"))
         if topic.startswith("api_keys/"):
-            if action != "delete" and record.get("checked_for") != fingerprint(record):
+            keys = SavedKeys.from_record(record)
+            if action != "delete" and keys.checked_for != fingerprint(keys):
                 _send(check_saved_keys)
             _send(keep_webhooks)
         elif topic.startswith("user_meta/"):

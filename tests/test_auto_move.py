@@ -373,7 +373,7 @@ def test_the_catch_up_poll_keeps_its_watermark_and_leaves_transfers_their_budget
     assert len(first.queued) == 2
     assert rows_of(pb, user.id, 9501) == [] and rows_of(pb, user.id, 9509) == []
     row = store.row(user.id)
-    assert row is not None and row["watermark"] == pb_date(at[9503])
+    assert row is not None and row.watermark == pb_date(at[9503])
     # A meeting Fathom lists only now, made before the watermark, is still found; nothing twice
     fathom.add_meeting(own_key, 9504, created_at=since + timedelta(hours=2))
     second = catch_up(store, keys, providers, service_settings)
@@ -457,7 +457,7 @@ def test_a_backlog_longer_than_the_budget_is_worked_through_over_polls(
         first = catch_up(store, keys, budget, tight)
         assert (len(first.queued), first.deferred) == (3, 1)
         row = store.row(user.id)
-        watermark = parse_date(row["watermark"]) if row else None
+        watermark = parse_date(row.watermark) if row else None
         assert watermark is not None and watermark > meetings[9603]
         # And the next poll (a new window) goes on from there, queueing the rest, none twice
         for used in client.scan_iter("f2l:ratelimit:*"):
@@ -489,7 +489,7 @@ def test_a_garbled_listing_leaves_the_watermark_for_the_next_poll(
         first = catch_up(store, keys, providers, service_settings)
         assert (first.queued, first.deferred) == ([], 1)
         row = store.row(user.id)
-        assert row is not None and row["watermark"] == pb_date(since)
+        assert row is not None and row.watermark == pb_date(since)
     finally:
         fathom.clear_faults()
     # And the next poll, Fathom sane again, to queue the meeting
@@ -514,8 +514,8 @@ def test_a_change_of_whose_meetings_or_of_the_date_looks_again(
     # Given a first poll that counted the sign-in e-mail's recordings: none, and went past them
     assert catch_up(store, keys, providers, service_settings).queued == []
     row = store.row(user.id)
-    assert row is not None and row["recorded_by"] == user.email
-    watermark = parse_date(row["watermark"])
+    assert row is not None and row.recorded_by == user.email
+    watermark = parse_date(row.watermark)
     assert watermark is not None and watermark > since + timedelta(days=6)  # past a whole week
     meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user.id))
     assert meta is not None
@@ -692,11 +692,11 @@ def test_a_webhook_is_named_by_a_keyed_fingerprint_and_older_names_still_count(
     plain = hashlib.sha256(f"fathom2loom webhook\0{FATHOM_KEY}\0{registration.url}".encode())
     legacy = plain.hexdigest()[:32]
     keyed = store.registered_for(FATHOM_KEY, registration.url)[0]
-    assert row["registered_for"] == keyed != legacy
+    assert row.registered_for == keyed != legacy
     # When a row still holds the plain hash of an earlier release
-    pb.update("auto_move", row["id"], {"registered_for": legacy})
+    pb.update("auto_move", row.id, {"registered_for": legacy})
     reconcile_webhooks(store, keys, providers, service_settings)
     # Expect the same webhook kept (not made again), its name rewritten
     assert [r.id for r in fathom.webhooks.registrations(FATHOM_KEY)] == [registration.id]
     after = store.row(user.id)
-    assert after is not None and after["registered_for"] == keyed
+    assert after is not None and after.registered_for == keyed

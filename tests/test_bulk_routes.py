@@ -24,13 +24,15 @@ import httpx
 import pytest
 
 from fathom2loom.bootstrap import bootstrap
-from fathom2loom.dispatcher import _rows
 from fathom2loom.errors import PocketBaseRequestError, PocketBaseValidation
 from fathom2loom.logsink.records import new_id
 from fathom2loom.pocketbase import bulk
 from fathom2loom.pocketbase.bulk import ROUTE, BulkRefused
 from fathom2loom.pocketbase.client import PocketBase, RawJSON
-from fathom2loom.settings import DEFAULT_HOOKS_DIR
+from fathom2loom.pocketbase.schema import desired_collections
+from fathom2loom.queue_rows import DISPATCH_FIELDS
+from fathom2loom.queue_store import QueueStore
+from fathom2loom.settings import DEFAULT_HOOKS_DIR, DEFAULT_MIGRATIONS_DIR
 from tests.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
@@ -237,7 +239,7 @@ def test_a_cancel_between_a_syncs_read_and_its_write_keeps_position_0(
         return int(answer.json()["position"]) if answer.status_code == 200 else -1
 
     # Given a sync that read the line (16 pending rows), then the user cancels half of them
-    read, _ = _rows(pb)
+    read = QueueStore(pb).active()
     assert [cancel(r) for r in rows[:8]] == [0] * 8
     # When the sync writes the positions it planned from what it read
     pb.bulk.positions({r.id: 16 - r.position + 1 for r in read})
@@ -327,15 +329,15 @@ def test_the_active_rows_read_in_bulk_match_the_records_api(
     for n, status in enumerate(["pending", "processing", "completed", "failed", "pending"]):
         seed(pb, alice.id, status=status, position=n, meeting_id=str(n))
     # When the dispatcher reads the rows through the route, then through the records API
-    bulk_rows = _rows(pb)
+    bulk_rows = QueueStore(pb).active()
     pb.bulk.route_missing = True
     try:
-        api_rows = _rows(pb)
+        api_rows = QueueStore(pb).active()
     finally:
         pb.bulk.route_missing = False
     # Expect the same active rows, the same way
     assert bulk_rows == api_rows
-    assert sorted(r.status for r in bulk_rows[0]) == ["pending", "pending", "processing"]
+    assert sorted(r.status for r in bulk_rows) == ["pending", "pending", "processing"]
 
 
 def test_without_the_routes_the_batch_api_does_the_work_with_a_warning(
@@ -358,10 +360,10 @@ def test_without_the_routes_the_batch_api_does_the_work_with_a_warning(
         records = [log_record(user_id=user["id"]) for _ in range(3)]
         # When the service reads rows and writes positions and logs
         with caplog.at_level(logging.WARNING, logger="fathom2loom.pocketbase.bulk"):
-            assert pb.bulk.positions({r: n + 1 for n, r in enumerate(rows)}) == 3
+            assert QueueStore(pb).write_positions({r: n + 1 for n, r in enumerate(rows)}) == 3
             pb.bulk.logs(records)
             pb.bulk.logs(records)  # retried: upserted, not doubled
-            active, _ = _rows(pb)
+            active = QueueStore(pb).active()
         # Expect it all done through the public APIs, and one warning saying so
         assert sorted(pb.get("queue", r)["position"] for r in rows) == [1, 2, 3]
         assert len(list(pb.list_all("logs"))) == 3
@@ -374,4 +376,43 @@ def test_without_the_routes_the_batch_api_does_the_work_with_a_warning(
         assert (refused.value.index, refused.value.field) == (1, "level")
         pb.close()
     finally:
+        server.stop()
+
+
+def test_the_dispatchers_fields_are_fields_of_the_migrated_queue() -> None:
+    queue = next(c for c in desired_collections(DEFAULT_MIGRATIONS_DIR) if c["name"] == "queue")
+    assert set(DISPATCH_FIELDS) <= {f["name"] for f in queue["fields"]}
+
+
+def test_the_active_rows_route_reads_only_fields_the_queue_has(pb: PocketBase) -> None:
+    for fields in ("", "id,user_id,no_such_field", "id,status;DROP TABLE queue"):
+        with pytest.raises(PocketBaseValidation) as refused:
+            pb.request("GET", f"{ROUTE}/active", params={"fields": fields})
+        assert "must name fields of the queue collection" in refused.value.message
+    assert pb.request("GET", f"{ROUTE}/active", params={"fields": "id"}) == {"items": []}
+
+
+def test_the_routes_check_values_as_the_collections_fields_are_now(tmp_path: Path) -> None:
+    # Given a PocketBase where a migration (here: an operator's change) narrowed `component` to
+    # 10 characters and added a log level
+    server = start_pocketbase(tmp_path)
+    pb = PocketBase(server.url, ADMIN_EMAIL, ADMIN_PASSWORD)
+    try:
+        logs = pb.request("GET", "/api/collections/logs")
+        for item in logs["fields"]:
+            if item["name"] == "component":
+                item["max"] = 10
+            if item["name"] == "level":
+                item["values"] = [*item["values"], "notice"]
+        pb.request("PATCH", f"/api/collections/{logs['id']}", json={"fields": logs["fields"]})
+        # When log records come that the old limits took, or refused
+        with pytest.raises(BulkRefused) as refused:
+            pb.bulk.logs([log_record(level="notice"), log_record(component="c" * 11)])
+        # Expect the route to check them as the fields are now, and say so
+        assert (refused.value.index, refused.value.field) == (1, "component")
+        assert refused.value.reason == "must be text of at most 10 characters"
+        pb.bulk.logs([log_record(level="notice", component="c" * 10)])
+        assert [r["level"] for r in pb.list_all("logs")] == ["notice"]
+    finally:
+        pb.close()
         server.stop()

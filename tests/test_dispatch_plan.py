@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fathom2loom.dispatch_plan import QueuedRow, plan_dispatch
+from fathom2loom.dispatch_plan import plan_dispatch
 from fathom2loom.pocketbase.dates import pb_date
+from fathom2loom.queue_rows import QueueRow, Status
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def row(
     row_id: str, user: str, minute: int, status: str = "pending", wait: float | None = None
-) -> QueuedRow:
+) -> QueueRow:
     """A row queued at 10:`minute`; `wait` seconds from NOW until a processing row may go again."""
     due = "" if wait is None else pb_date(NOW + timedelta(seconds=wait))
-    return QueuedRow(row_id, user, status, f"2026-11-25 10:{minute:02d}:00.000Z", 0, due)
+    queued = f"2026-11-25 10:{minute:02d}:00.000Z"
+    return QueueRow(row_id, user, "1", Status(status), queued_at=queued, next_attempt_at=due)
 
 
-def plan(rows: list[QueuedRow], alive: set[str], limit: int, cap: int) -> object:
+def plan(rows: list[QueueRow], alive: set[str], limit: int, cap: int) -> object:
     return plan_dispatch(rows, alive, max_in_flight=limit, per_user=cap, now=NOW)
 
 
@@ -78,9 +81,7 @@ def test_a_second_plan_over_the_same_state_changes_no_position() -> None:
     rows = [row(f"{u}{n}", u, n + i) for i, u in enumerate("abc") for n in range(5)]
     first = plan_dispatch(rows, set(), max_in_flight=4, per_user=2, now=NOW)
     # The rows as stored after the first sync: its positions written, its sends alive
-    stored = [
-        QueuedRow(r.id, r.user_id, r.status, r.queued_at, first.positions[r.id]) for r in rows
-    ]
+    stored = [replace(r, position=first.positions[r.id]) for r in rows]
     second = plan_dispatch(stored, set(first.send), max_in_flight=4, per_user=2, now=NOW)
     assert second.send == [] and second.changed_positions(stored) == {}
 
@@ -120,10 +121,7 @@ def test_what_is_sent_is_always_the_head_of_the_line(seed: int) -> None:
     front = {r.id for r in live} | set(made.send)
     assert {r.id for r in pending if made.positions[r.id] <= len(front)} == front
     # And planning again over the state this plan leaves changes nothing
-    stored = [
-        QueuedRow(r.id, r.user_id, r.status, r.queued_at, made.positions[r.id], r.next_attempt_at)
-        for r in rows
-    ]
+    stored = [replace(r, position=made.positions[r.id]) for r in rows]
     again = plan_dispatch(
         stored, alive | set(made.order), max_in_flight=limit, per_user=cap, now=NOW
     )

@@ -22,6 +22,7 @@ from fathom2loom.errors import (
 from fathom2loom.local_servers import LocalPocketBase, free_port
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import FilterTooLong, pb_filter
+from fathom2loom.queue_rows import DISPATCH_FIELDS
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession
 from tests.http_proxy import GARBLES, Proxy
 
@@ -235,7 +236,7 @@ def test_a_garbled_success_is_an_error_of_the_tree(
         "walk": lambda: list(client.walk("queue")),
         "first": lambda: client.first("queue", filter="id != ''"),
         "batch": lambda: client.batch([BatchOp("PATCH", "queue", id=row["id"], body={})]),
-        "active_rows": lambda: client.bulk.active_rows(),
+        "active_rows": lambda: client.bulk.active_rows(DISPATCH_FIELDS),
         "collections": lambda: client.collections(),
         "settings": lambda: client.get_settings(),
     }

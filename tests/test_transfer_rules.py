@@ -17,7 +17,7 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.http import RetryPolicy
-from fathom2loom.queue_rows import QueueStore
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.standins.loom import LoomStandin

@@ -25,6 +25,7 @@ from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import parse_date, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.providers.factory import Providers
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.user_queue import QueueRefused, enqueue
 from tests.conftest import (
@@ -134,11 +135,11 @@ def test_only_a_user_with_keys_that_can_work_queues(pb: PocketBase, make_user: M
 
 def test_the_clis_enqueue_holds_ids_to_the_same_rule(pb: PocketBase, make_user: MakeUser) -> None:
     alice = make_user("alice")
-    first = enqueue(pb, alice.id, ["1004"])
+    first = enqueue(QueueStore(pb), alice.id, ["1004"])
     # When the operator queues the same recording spelled otherwise, and one that is no id
-    again = enqueue(pb, alice.id, ["01004", " 1004"])
+    again = enqueue(QueueStore(pb), alice.id, ["01004", " 1004"])
     with pytest.raises(QueueRefused, match="meeting id '²' is not a Fathom recording id"):
-        enqueue(pb, alice.id, ["1005", "²"])
+        enqueue(QueueStore(pb), alice.id, ["1005", "²"])
     # Expect one row: the others already queued, and nothing of the refused call queued
     assert len(first.queued) == 1 and again.already_queued == ["1004", "1004"]
     assert [r["meeting_id"] for r in pb.list_all("queue")] == ["1004"]

@@ -25,15 +25,15 @@ from datetime import UTC, datetime, timedelta
 from fathom2loom.api_keys import KeyStore
 from fathom2loom.auto_move.enqueue import enqueue_new_meeting
 from fathom2loom.auto_move.registration import working_key
-from fathom2loom.auto_move.store import AutoMoveStore, OptedIn, row_counts_from
+from fathom2loom.auto_move.store import AutoMoveRow, AutoMoveStore, OptedIn
 from fathom2loom.errors import PocketBaseRequestError, ProviderError, RateLimited
-from fathom2loom.pocketbase.client import Record
 from fathom2loom.pocketbase.dates import now_iso, parse_date, pb_date
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient, Meeting
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.redact import secret_scope
 from fathom2loom.settings import Settings
-from fathom2loom.user_limits import active_rows, max_active_transfers
+from fathom2loom.user_limits import max_active_transfers
 
 __all__ = ["CatchUpReport", "catch_up"]
 
@@ -67,7 +67,9 @@ def catch_up(
         with secret_scope(key):
             try:
                 fathom = providers.fathom(key, background=True)
-                room = None if cap is None else cap - active_rows(store.pb, user.user_id)
+                room = None
+                if cap is not None:
+                    room = cap - QueueStore(store.pb).count_active(user.user_id)
                 _catch_up(store, fathom, user, lookback, report.queued, room)
             except _Full:
                 report.deferred += 1
@@ -112,8 +114,8 @@ def _catch_up(
     row = store.start(user)
     row = _follow_the_users_settings(store, user, row)
     floor = replace(user, row=row).counts_from or datetime.now(UTC)
-    recorder = row.get("recorded_by") or None
-    watermark = max(parse_date(row.get("watermark")) or floor, floor)
+    recorder = row.recorded_by or None
+    watermark = max(parse_date(row.watermark) or floor, floor)
     start, now = max(watermark - lookback, floor), datetime.now(UTC)
     if start >= now:
         return  # Counting from a date still to come.
@@ -159,20 +161,22 @@ def _recorded_by(meeting: Meeting, recorder: str | None) -> bool:
     return recorder is None or theirs is None or theirs.lower() == recorder.lower()
 
 
-def _follow_the_users_settings(store: AutoMoveStore, user: OptedIn, row: Record) -> Record:
+def _follow_the_users_settings(
+    store: AutoMoveStore, user: OptedIn, row: AutoMoveRow
+) -> AutoMoveRow:
     """Keep the row in step with the user's settings. An `auto_move_since` moved back, or a
     change of whose recordings count, means meetings the poll went past may now count: it
     starts again from `counts_from` (what it finds again is already queued)."""
-    counts_from = row_counts_from(row)
+    counts_from = row.since
     changes: dict[str, str] = {}
     if user.since is not None and user.since != counts_from:
         changes["counts_from"] = pb_date(user.since)
         if counts_from is None or user.since < counts_from:
             changes["watermark"] = pb_date(user.since)
     recorder = store.recorder(user, row)
-    if recorder and recorder.lower() != str(row.get("recorded_by") or "").lower():
+    if recorder and recorder.lower() != row.recorded_by.lower():
         changes["recorded_by"] = recorder
-        if row.get("recorded_by"):  # Not the first one: look again from the start.
+        if row.recorded_by:  # Not the first one: look again from the start.
             start = user.since or counts_from
             if start is not None:
                 changes["watermark"] = pb_date(start)

@@ -157,7 +157,7 @@ class Receiver:
         email, row = meeting.recorder_email, user.row
         if row is None or not email or user.fathom_email:
             return
-        before = str(row.get("recorded_by") or "")
+        before = row.recorded_by
         if email.lower() == before.lower():
             return
         changes = {"recorded_by": email}

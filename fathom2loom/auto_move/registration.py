@@ -15,9 +15,8 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
-from fathom2loom.api_keys import COLLECTION as KEYS
 from fathom2loom.api_keys import KeyStore
-from fathom2loom.auto_move.store import COLLECTION, AutoMoveStore, OptedIn
+from fathom2loom.auto_move.store import AutoMoveRow, AutoMoveStore, OptedIn
 from fathom2loom.errors import (
     KeyRejected,
     PermanentProviderError,
@@ -27,9 +26,7 @@ from fathom2loom.errors import (
     TransientProviderError,
     UndecryptableKey,
 )
-from fathom2loom.pocketbase.client import Record
 from fathom2loom.pocketbase.dates import now_iso
-from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.fathom import FathomClient
 from fathom2loom.redact import secret_scope
@@ -64,8 +61,8 @@ def working_key(store: AutoMoveStore, keys: KeyStore, user_id: str) -> tuple[str
         return None, f"Waiting for a Fathom key: the saved one cannot be decrypted ({exc.reason})"
     if not key:
         return None, "Waiting for a Fathom key: save one to start"
-    record = store.pb.first(KEYS, filter=pb_filter("user_id = {:u}", u=user_id)) or {}
-    check = str(record.get("fathom_check") or "")
+    saved = keys.saved(user_id)
+    check = "" if saved is None else saved.check("Fathom")
     if check.startswith(("Fathom rejected", "Fathom refused", "Fathom key cannot")):
         return None, f"Waiting for a working Fathom key ({check})"
     return key, ""
@@ -119,7 +116,7 @@ def _reconcile(
     with secret_scope(key):
         fathom = providers.fathom(key)
         if url is None:
-            _forget(store, fathom, row)
+            row = _forget(store, fathom, row)
             store.update(
                 row,
                 status=f"On: new meetings are found every {poll} by the catch-up poll (no"
@@ -128,13 +125,13 @@ def _reconcile(
             return 0
         # A one-way fingerprint of the key and URL the webhook was made for: a change means redo.
         wanted, *same = store.registered_for(key, url)
-        if row.get("webhook_id") and row.get("registered_for") in (wanted, *same):
+        if row.webhook_id and row.registered_for in (wanted, *same):
             changes = {"registered_for": wanted}
-            if not str(row.get("status") or "").startswith("On:"):  # Was waiting for a key.
+            if not row.status.startswith("On:"):  # Was waiting for a key.
                 changes["status"] = _on(poll, None)
             store.update(row, **changes)  # Writes only what changed.
             return 0
-        _forget(store, fathom, row)
+        row = _forget(store, fathom, row)
         webhook = fathom.create_webhook(url)
         try:
             store.update(
@@ -161,12 +158,12 @@ def _on(poll: str, registered_at: str | None) -> str:
 
 
 def _take_back_unless_recorded(
-    store: AutoMoveStore, fathom: FathomClient, row: Record, webhook_id: str
+    store: AutoMoveStore, fathom: FathomClient, row: AutoMoveRow, webhook_id: str
 ) -> None:
     """A webhook that could not be recorded could never be deleted later: delete it now. Unless
     the write went through after all (a timeout after PocketBase applied it): then it stays."""
     try:
-        recorded = store.pb.get(COLLECTION, row["id"]).get("webhook_id") == webhook_id
+        recorded = store.reread(row).webhook_id == webhook_id
     except PocketBaseError:
         return  # Cannot tell: left as it is; the next run sees what the row says.
     if not recorded:
@@ -174,19 +171,20 @@ def _take_back_unless_recorded(
             fathom.delete_webhook(webhook_id)
 
 
-def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:
-    """Delete the row's webhook at Fathom, if it has one. A webhook this key cannot delete (it
-    was made with a key since replaced) is left to Fathom's settings, and said so in the log."""
-    webhook_id = row.get("webhook_id")
+def _forget(store: AutoMoveStore, fathom: FathomClient, row: AutoMoveRow) -> AutoMoveRow:
+    """Delete the row's webhook at Fathom, if it has one; the row without it. A webhook this key
+    cannot delete (it was made with a key since replaced) is left to Fathom's settings, and said
+    so in the log."""
+    webhook_id = row.webhook_id
     if not webhook_id:
-        return
+        return row
     try:
         if not fathom.delete_webhook(webhook_id):
             log.warning(
                 "auto-move: Fathom has no webhook %s for this key (gone already, or made with an"
                 " earlier key: then delete it in Fathom's settings)",
                 webhook_id,
-                extra={"user_id": row["user_id"]},
+                extra={"user_id": row.user_id},
             )
     except PermanentProviderError as exc:
         log.warning(
@@ -194,25 +192,26 @@ def _forget(store: AutoMoveStore, fathom: FathomClient, row: Record) -> None:
             " settings if it still exists",
             webhook_id,
             exc.user_message,
-            extra={"user_id": row["user_id"]},
+            extra={"user_id": row.user_id},
         )
-    row.update(
-        store.update(row, webhook_id="", encrypted_secret="", destination_url="", registered_for="")
+    return store.update(
+        row, webhook_id="", encrypted_secret="", destination_url="", registered_for=""
     )
 
 
-def _turn_off(store: AutoMoveStore, keys: KeyStore, providers: Providers, row: Record) -> int:
+def _turn_off(store: AutoMoveStore, keys: KeyStore, providers: Providers, row: AutoMoveRow) -> int:
     """Delete the webhook of a user who turned auto-move off, then their row; 1 when done."""
-    if row.get("webhook_id"):
-        key, why_not = working_key(store, keys, row["user_id"])
+    about = {"user_id": row.user_id}
+    if row.webhook_id:
+        key, why_not = working_key(store, keys, row.user_id)
         if key is None:
             log.warning(
                 "auto-move: turned off for user %s, but Fathom's webhook %s cannot be deleted"
                 " (%s): delete it in Fathom's settings",
-                row["user_id"],
-                row["webhook_id"],
+                row.user_id,
+                row.webhook_id,
                 why_not,
-                extra={"user_id": row["user_id"]},
+                extra=about,
             )
         else:
             with secret_scope(key):
@@ -221,7 +220,7 @@ def _turn_off(store: AutoMoveStore, keys: KeyStore, providers: Providers, row: R
                 except TransientProviderError:
                     return 0  # Fathom is away: the next run deletes it.
     store.remove(row)
-    log.info("auto-move: turned off for user %s", row["user_id"], extra={"user_id": row["user_id"]})
+    log.info("auto-move: turned off for user %s", row.user_id, extra=about)
     return 1
 
 

@@ -12,16 +12,11 @@ from typing import Any
 
 from fathom2loom.cli.common import fathom_for, load, print_json, print_table, user
 from fathom2loom.errors import ConfigError
-from fathom2loom.pocketbase.client import PocketBase, Record
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.factory import Providers
-from fathom2loom.queue_rows import Status
-from fathom2loom.user_queue import (
-    cancel_row,
-    enqueue,
-    meeting_states,
-    retry_rows,
-    user_rows,
-)
+from fathom2loom.queue_rows import QueueRow, Status
+from fathom2loom.queue_store import QueueStore
+from fathom2loom.user_queue import enqueue, meeting_states
 
 __all__ = ["register"]
 
@@ -62,7 +57,9 @@ def _meetings(args: argparse.Namespace) -> int:
             owner = user(pb, args.user)
             fathom = fathom_for(settings, pb, owner["id"], providers)
             states = list(
-                meeting_states(pb, fathom, owner["id"], limit=args.limit, since=args.since)
+                meeting_states(
+                    QueueStore(pb), fathom, owner["id"], limit=args.limit, since=args.since
+                )
             )
         finally:
             providers.close()
@@ -102,7 +99,7 @@ def _enqueue(args: argparse.Namespace) -> int:
     with PocketBase.from_settings(settings) as pb:
         owner = user(pb, args.user)
         if args.meeting_ids:
-            report = enqueue(pb, owner["id"], args.meeting_ids)
+            report = enqueue(QueueStore(pb), owner["id"], args.meeting_ids)
         else:
             providers = Providers.from_settings(settings, _redis(settings))
             try:
@@ -110,7 +107,7 @@ def _enqueue(args: argparse.Namespace) -> int:
                 found = list(fathom.meetings(created_after=args.since))
             finally:
                 providers.close()
-            report = enqueue(pb, owner["id"], found, skip_moved=True)
+            report = enqueue(QueueStore(pb), owner["id"], found, skip_moved=True)
     print(f"queued {len(report.queued)}: {' '.join(report.queued) or '-'}")
     if report.already_queued:
         print(f"already queued: {' '.join(report.already_queued)}")
@@ -119,23 +116,23 @@ def _enqueue(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status_row(row: Record) -> dict[str, Any]:
-    total, done = row.get("bytes_total") or 0, row.get("bytes_done") or 0
+def _status_row(row: QueueRow) -> dict[str, Any]:
+    total, done = row.bytes_total, row.bytes_done
     return {
-        "row": row["id"],
-        "meeting": row["meeting_id"],
-        "status": row["status"],
-        "position": row.get("position") or 0,
+        "row": row.id,
+        "meeting": row.meeting_id,
+        "status": str(row.status),
+        "position": row.position,
         "progress": f"{100 * done // total}%" if total else "-",
-        "loom_url": row.get("loom_url") or "",
-        "note": row.get("error_message") or row.get("wait_reason") or "",
+        "loom_url": row.loom_url,
+        "note": row.error_message or row.wait_reason,
     }
 
 
 def _status(args: argparse.Namespace) -> int:
     with PocketBase.from_settings(load()) as pb:
         owner = user(pb, args.user)["id"] if args.user else None
-        rows = [_status_row(r) for r in user_rows(pb, owner)][: args.limit]
+        rows = [_status_row(r) for r in QueueStore(pb).of_user(owner)][: args.limit]
     if args.json:
         print_json(rows)
         return 0
@@ -158,8 +155,9 @@ def _status(args: argparse.Namespace) -> int:
 
 def _cancel(args: argparse.Namespace) -> int:
     with PocketBase.from_settings(load()) as pb:
+        queue = QueueStore(pb)
         for row_id in args.rows:
-            cancel_row(pb, row_id)
+            queue.cancel(row_id)
             print(f"cancelled {row_id}")
     return 0
 
@@ -168,12 +166,14 @@ def _retry(args: argparse.Namespace) -> int:
     if bool(args.rows) == bool(args.failed):
         raise ConfigError("retry needs ROW... or --failed (one of the two)")
     with PocketBase.from_settings(load()) as pb:
+        queue = QueueStore(pb)
         if args.failed:
             owner = user(pb, args.user)["id"] if args.user else None
-            ids = [r["id"] for r in user_rows(pb, owner) if r["status"] == Status.FAILED]
+            ids = [r.id for r in queue.of_user(owner) if r.status == Status.FAILED]
         else:
             ids = args.rows
-        retry_rows(pb, ids)
+        for row_id in ids:
+            queue.retry(row_id)
     print(f"retried {len(ids)}: {' '.join(ids) or '-'}")
     return 0
 

@@ -50,13 +50,15 @@ class BulkRoutes:
             kind,
         )
 
-    def active_rows(self) -> list[Record] | None:
-        """The pending and processing queue rows (ascending id) with the dispatcher's fields
-        (`queue_rows.DISPATCH_FIELDS`), or None without the route."""
+    def active_rows(self, fields: Sequence[str]) -> list[Record] | None:
+        """The pending and processing queue rows (ascending id) with `fields` (the route checks
+        each against the queue collection's schema), or None without the route."""
         if self.route_missing:
             return None
         try:
-            body = self.pb.request("GET", f"{ROUTE}/active", idempotent=True)
+            body = self.pb.request(
+                "GET", f"{ROUTE}/active", params={"fields": ",".join(fields)}, idempotent=True
+            )
         except PocketBaseNotFound:
             self._missing("queue reads")
             return None
@@ -80,13 +82,14 @@ class BulkRoutes:
                 ) from exc
             raise
 
-    def positions(self, changes: dict[str, int]) -> int:
-        """Set each row's position; rows deleted meanwhile are passed over. Returns the count."""
+    def positions(self, changes: dict[str, int]) -> int | None:
+        """Set each row's position; rows deleted meanwhile are passed over. Returns the count,
+        or None without the route (the queue's owner then writes them through the batch API)."""
         pairs = [[row_id, position] for row_id, position in changes.items()]
         for start in range(0, len(pairs), CHUNK):
             chunk = pairs[start : start + CHUNK]
             if not self._post("positions", {"positions": chunk}, start):
-                return self._batch_positions(changes)
+                return None
         return len(pairs)
 
     def logs_json(self, records: Sequence[bytes]) -> bool:
@@ -110,22 +113,6 @@ class BulkRoutes:
             self._batch_logs(list(records))
 
     # -- the batch API, for a PocketBase without the hooks --------------------------------------
-
-    def _batch_positions(self, changes: dict[str, int]) -> int:
-        ops = [BatchOp("PATCH", "queue", id=i, body={"position": n}) for i, n in changes.items()]
-        written = 0
-        while ops:
-            try:
-                self.pb.batch(ops)
-                return written + len(ops)
-            except PocketBaseBatchFailed as exc:
-                if exc.index is None:
-                    raise
-                # Chunks before the failing one are applied; skip the failing row and go on.
-                chunk_start = exc.index - exc.index % self.pb.batch_size
-                written += chunk_start
-                ops = ops[chunk_start : exc.index] + ops[exc.index + 1 :]
-        return written
 
     def _batch_logs(self, records: list[dict[str, Any]]) -> None:
         """Creates first (the fast path); a batch re-sent after a crash collides and is upserted."""
