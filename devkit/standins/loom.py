@@ -20,8 +20,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, ClassVar
 
-from fathom2loom.standins.base import StandinServer
-from fathom2loom.standins.http import ConnectionCut, HTTPError, Request, Response, json_response
+from devkit.standins.base import StandinServer
+from devkit.standins.http import ConnectionCut, HTTPError, Request, Response, json_response
 
 __all__ = ["LoomStandin"]
 

@@ -27,7 +27,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar, Self, cast
 
-from fathom2loom.standins.http import (
+from devkit.standins.http import (
     Body,
     ConnectionCut,
     HTTPError,

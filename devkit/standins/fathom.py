@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from fathom2loom.standins.base import StandinServer, rate_limit_headers
-from fathom2loom.standins.content import (
+from devkit.standins.base import StandinServer, rate_limit_headers
+from devkit.standins.content import (
     action_items_document,
     content_sha256,
     crm_matches_document,
@@ -34,8 +34,8 @@ from fathom2loom.standins.content import (
     summary_document,
     transcript_document,
 )
-from fathom2loom.standins.http import HTTPError, Request, Response, json_response
-from fathom2loom.standins.webhooks import WebhookSender
+from devkit.standins.http import HTTPError, Request, Response, json_response
+from devkit.standins.webhooks import WebhookSender
 
 __all__ = ["FathomStandin"]
 

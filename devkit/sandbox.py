@@ -1,10 +1,12 @@
-"""Sandbox mode for `make run`: a demo user whose five meetings move from the Fathom stand-in to
-the Loom stand-in, so a new operator sees the whole pipeline work without any real key; auto-move
-is on for them, so new meetings the stand-in ends later arrive and move by themselves."""
+"""Sandbox mode (`make run`, compose's sandbox profile): a demo user whose five meetings move from
+the Fathom stand-in to the Loom stand-in, so a new operator sees the whole pipeline work without
+any real key; auto-move is on for them, so new meetings the stand-in ends later arrive and move by
+themselves."""
 
 from __future__ import annotations
 
 from fathom2loom.api_keys import store_keys
+from fathom2loom.cli.common import load
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
@@ -18,6 +20,7 @@ __all__ = [
     "SANDBOX_LOOM_KEY",
     "queue_status",
     "seed_demo",
+    "seed_demo_from_settings",
 ]
 
 DEMO_EMAIL = "demo@fathom2loom.local"
@@ -76,3 +79,11 @@ def queue_status(pb: PocketBase, user_id: str) -> str:
             f" {progress:>9}  {detail}"
         )
     return "\n".join(lines)
+
+
+def seed_demo_from_settings() -> None:
+    """`python -m devkit demo`: the demo user on the PocketBase the environment names."""
+    settings = load()
+    with PocketBase.from_settings(settings) as pb:
+        seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
+    print(f"{DEMO_EMAIL} has stand-in keys and the sandbox meetings queued")
