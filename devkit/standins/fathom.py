@@ -25,7 +25,7 @@ from devkit.standins.base import StandinServer
 from devkit.standins.content import (
     action_items_document,
     content_sha256,
-    crm_matches_document,
+    listed_meeting,
     meeting_document,
     summary_document,
     transcript_document,
@@ -34,7 +34,7 @@ from devkit.standins.fathom_files import Download, FathomFiles
 from devkit.standins.faults import rate_limit_headers
 from devkit.standins.http import HTTPError, Response, json_response
 from devkit.standins.request import Request
-from devkit.standins.webhooks import WebhookSender
+from devkit.standins.webhooks import INCLUDES, WebhookSender
 
 __all__ = ["FathomStandin"]
 
@@ -48,6 +48,11 @@ class Meeting:
     audio_only: bool
     created_at: datetime
     doc: dict[str, Any]
+
+
+def included(req: Request) -> set[str]:
+    """The `include_*` flags a listing asked for."""
+    return {name for name in INCLUDES if req.flag(name)}
 
 
 def _time_arg(req: Request, name: str) -> datetime | None:
@@ -249,7 +254,7 @@ class FathomStandin(StandinServer):
             {
                 "limit": self.page_size,
                 "next_cursor": next_cursor if end < len(chosen) else None,
-                "items": [self._with_includes(m.doc, req) for m in chosen[offset:end]],
+                "items": [listed_meeting(m.doc, included(req)) for m in chosen[offset:end]],
             },
         )
 
@@ -261,19 +266,6 @@ class FathomStandin(StandinServer):
             return int(base64.urlsafe_b64decode(cursor.encode()).decode())
         except (ValueError, binascii.Error):
             raise HTTPError(400, "invalid cursor") from None
-
-    @staticmethod
-    def _with_includes(doc: dict[str, Any], req: Request) -> dict[str, Any]:
-        item = dict(doc)
-        if req.flag("include_transcript"):
-            item["transcript"] = transcript_document(doc)
-        if req.flag("include_summary"):
-            item["default_summary"] = summary_document(doc)
-        if req.flag("include_action_items"):
-            item["action_items"] = action_items_document(doc)
-        if req.flag("include_crm_matches"):
-            item["crm_matches"] = crm_matches_document()
-        return item
 
     def _create_webhook(self, req: Request) -> Response:
         try:
