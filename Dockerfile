@@ -37,6 +37,9 @@ RUN groupadd --system --gid 10001 app \
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
+# The dev kit, for the compose sandbox profile alone (`python -m devkit.standins`, `python -m
+# devkit demo`, run from here): it is not in the installed package, and no service imports it.
+COPY devkit ./devkit
 USER 10001:10001
 CMD ["fathom2loom", "--help"]
 

@@ -19,7 +19,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 venv: $(VENV)/.synced
 
 run: venv ## the whole stack locally (sandbox mode when no real keys are configured)
-	$(VENV)/bin/fathom2loom dev
+	$(VENV)/bin/python -m devkit run
 
 test: venv lint ## lint and types first (a finding fails the run), then the suite against real servers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

@@ -26,13 +26,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.servers import PASSWORD, local_stack, stack_env
+from devkit.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import store_keys
 from fathom2loom.keybox import KeyBox
-from fathom2loom.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from fathom2loom.transfer.rules import idempotency_key
 
 FATHOM_KEY, LOOM_KEY = "drill-fathom-key-0001", "drill-loom-key-0001"

@@ -17,8 +17,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devkit.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
 from fathom2loom.bootstrap import bootstrap  # noqa: E402
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis  # noqa: E402
 from fathom2loom.settings import (  # noqa: E402
     DEFAULT_HOOKS_DIR,
     DEFAULT_MIGRATIONS_DIR,
@@ -66,7 +66,7 @@ def local_stack(**overrides: Any) -> Iterator[Settings]:
 def standins_process(seed_key: str, meetings: int, size: int) -> Iterator[dict[str, str]]:
     """Fathom and Loom stand-ins in a process of their own (not sharing the bench's CPU time),
     with `meetings` recordings of `size` bytes for `seed_key`; yields their URLs."""
-    command = [sys.executable, "-m", "fathom2loom.standins", "--seed-key", seed_key]
+    command = [sys.executable, "-m", "devkit.standins", "--seed-key", seed_key]
     command += ["--meetings", str(meetings), "--size", str(size)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:

@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.servers import PASSWORD, local_stack, standins_process
 from bench.transfer_memory import parse_size
+from devkit.standins.__main__ import FIRST_RECORDING_ID
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
@@ -37,7 +38,6 @@ from fathom2loom.providers.fathom import FathomClient
 from fathom2loom.providers.loom import LoomClient
 from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
-from fathom2loom.standins.__main__ import FIRST_RECORDING_ID
 from fathom2loom.transfer import Done, TransferPorts, run_transfer
 
 FATHOM_KEY = "bench-throughput-fathom-key"

@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = "f2l-e2e"
 SANDBOX_KEYS = ("sandbox-fathom-key", "sandbox-loom-key")
 DEMO_EMAIL = "demo@fathom2loom.local"
-DEMO_PASSWORD = "demo-password-123"  # fathom2loom/sandbox.py
+DEMO_PASSWORD = "demo-password-123"  # devkit/sandbox.py
 
 
 def free_port() -> int:

@@ -21,7 +21,7 @@ from fathom2loom.errors import (
     PocketBaseNotFound,
     SchemaError,
 )
-from fathom2loom.local_servers import LocalPocketBase
+from fathom2loom.pocketbase.binary import PocketBaseDir
 from fathom2loom.pocketbase.bulk import ROUTE as BULK_ROUTE
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.schema import (
@@ -72,18 +72,18 @@ def _ensure_superuser(pb: PocketBase, settings: Settings, report: BootstrapRepor
                 " (`pocketbase superuser create`) or set PB_DATA_DIR to PocketBase's data directory"
                 " so bootstrap can create it"
             ) from exc
-    _create_superuser(LocalPocketBase(settings.pb_data_dir, None), settings)
+    _create_superuser(PocketBaseDir(settings.pb_data_dir), settings)
     pb.authenticate(force=True)
     report.did(f"created superuser {settings.pb_admin_email}")
 
 
-def _create_superuser(local: LocalPocketBase, settings: Settings) -> None:
+def _create_superuser(data: PocketBaseDir, settings: Settings) -> None:
     """`pocketbase superuser create` beside the running server. It shares the server's SQLite
     file, so a failure of another kind (a write lock held too long) is tried again; a field
     PocketBase refuses (`password: ...`, `email: ...`) is said at once, in its words."""
     for attempt in range(1, SUPERUSER_CREATE_TRIES + 1):
         try:
-            local.create_superuser(settings.admin_email, settings.admin_password)
+            data.create_superuser(settings.admin_email, settings.admin_password)
             return
         except RuntimeError as exc:
             said = str(exc).replace(settings.admin_password, "***")

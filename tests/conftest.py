@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis, MissingBinary
+from devkit.local_servers import LocalPocketBase, LocalRedis, MissingBinary
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import (
@@ -224,7 +224,7 @@ LOOM_KEY = "loom-test-key-9876543210"
 
 @pytest.fixture
 def fathom_standin() -> Iterator[Any]:
-    from fathom2loom.standins.fathom import FathomStandin
+    from devkit.standins.fathom import FathomStandin
 
     standin = FathomStandin(page_size=10, render_seconds=0.0).start()
     standin.add_key(FATHOM_KEY)
@@ -236,7 +236,7 @@ def fathom_standin() -> Iterator[Any]:
 
 @pytest.fixture
 def loom_standin(tmp_path: Path) -> Iterator[Any]:
-    from fathom2loom.standins.loom import LoomStandin
+    from devkit.standins.loom import LoomStandin
 
     standin = LoomStandin(storage_dir=tmp_path / "loom").start()
     try:

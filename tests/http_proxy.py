@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from fathom2loom.local_servers import free_port
+from devkit.local_servers import free_port
 
 __all__ = ["GARBLES", "Proxy"]
 

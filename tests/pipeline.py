@@ -20,15 +20,15 @@ import pytest
 import redis
 from celery import Celery
 
+from devkit.local_servers import LocalRedis, free_port, stop_process_group
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import store_keys
 from fathom2loom.inflight import InFlight
 from fathom2loom.keybox import KeyBox
-from fathom2loom.local_servers import LocalRedis, free_port, stop_process_group
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.settings import Settings
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, ENCRYPTION_KEY, UserSession
 from tests.workers import ROOT, CeleryProcess, CeleryWorker
 

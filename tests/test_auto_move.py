@@ -21,13 +21,16 @@ import pytest
 import redis
 from standardwebhooks import Webhook as Signer
 
+from devkit.local_servers import LocalRedis, free_port
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
+from devkit.standins.webhooks import Registration
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.auto_move.catch_up import catch_up
 from fathom2loom.auto_move.receiver import Receiver as Deliveries
 from fathom2loom.auto_move.refusals import RefusalGuard
 from fathom2loom.auto_move.registration import reconcile_webhooks
 from fathom2loom.auto_move.store import AutoMoveStore
-from fathom2loom.local_servers import LocalRedis, free_port
 from fathom2loom.logsink.buffer import LogBuffer
 from fathom2loom.logsink.flush import flush_logs
 from fathom2loom.pocketbase.client import PocketBase, Record
@@ -36,9 +39,6 @@ from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.ratelimit import Budget, RateLimiter
 from fathom2loom.settings import Settings
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
-from fathom2loom.standins.webhooks import Registration
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, UserSession, make_settings
 from tests.http_proxy import Proxy
 from tests.pipeline import (

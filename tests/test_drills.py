@@ -12,13 +12,13 @@ from pathlib import Path
 
 import redis
 
+from devkit.local_servers import LocalRedis
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import store_keys
-from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.handler import RedisLogHandler
 from fathom2loom.pocketbase.client import PocketBase, Record
 from fathom2loom.pocketbase.dates import now_iso
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, start_pocketbase
 from tests.pipeline import (
     BOX,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from fathom2loom.local_servers import LocalRedis, MissingBinary, free_port, redis_binary
+from devkit.local_servers import LocalRedis, MissingBinary, free_port, redis_binary
 from fathom2loom.settings import SECRET_VARIABLES
 from tests.conftest import start_pocketbase
 
@@ -58,7 +58,7 @@ def test_session_redis_is_ours(redis_server: LocalRedis) -> None:
 def test_make_run_without_redis_says_how_to_install_it(tmp_path: Path) -> None:
     env = {**os.environ, "REDIS_SERVER_BIN": "/nonexistent/redis-server"}
     done = subprocess.run(
-        [sys.executable, "-m", "fathom2loom.cli", "dev", "--state-dir", str(tmp_path)],
+        [sys.executable, "-m", "devkit", "run", "--state-dir", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,
@@ -66,7 +66,7 @@ def test_make_run_without_redis_says_how_to_install_it(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "fathom2loom: redis-server was not found: install it with `apt-get install redis-server`"
+        "devkit: redis-server was not found: install it with `apt-get install redis-server`"
         " (Debian/Ubuntu) or `brew install redis` (macOS), or set REDIS_SERVER_BIN"
     ]
 
@@ -76,7 +76,7 @@ ROLE_MARKERS = {
     "beat": " beat ",
     "flower": " flower ",
     "webhooks": " webhooks ",
-    "standins": "fathom2loom.standins",
+    "standins": "devkit.standins",
     "pocketbase": "pocketbase serve",
     "redis-server": "redis-server",
 }
@@ -109,7 +109,7 @@ def secrets_in_environment(pid: int) -> set[str]:
 
 
 def test_make_run_starts_the_sandbox_and_the_cli_finds_it(tmp_path: Path) -> None:
-    # Given `make run` (fathom2loom dev) started in a checkout, on ports of its own
+    # Given `make run` (python -m devkit run) started in a checkout, on ports of its own
     ports = {f"DEV_{name}_PORT": str(free_port()) for name in ("PB", "REDIS", "FATHOM", "LOOM")}
     ports["DEV_FLOWER_PORT"] = str(free_port())
     ports["DEV_WEBHOOK_PORT"] = str(free_port())
@@ -118,7 +118,7 @@ def test_make_run_starts_the_sandbox_and_the_cli_finds_it(tmp_path: Path) -> Non
     shell = {**clean, "PB_ENCRYPTION_KEY_PREVIOUS": "f" * 64, "REDIS_PASSWORD": "unused-here"}
     log = (tmp_path / "dev.log").open("wb")
     dev = subprocess.Popen(
-        [sys.executable, "-m", "fathom2loom.cli", "dev"],
+        [sys.executable, "-m", "devkit", "run"],
         env={**shell, **ports},
         cwd=tmp_path,
         stdout=log,

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import redis
 
+from devkit.local_servers import LocalRedis
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.errors import PocketBaseUnavailable
-from fathom2loom.local_servers import LocalRedis
 from fathom2loom.logsink.buffer import PROCESSING, LogBuffer
 from fathom2loom.logsink.context import bind, log_context
 from fathom2loom.logsink.flush import BATCH_RECORDS, _write, flush_logs

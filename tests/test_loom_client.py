@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from devkit.standins.content import content_sha256, iter_content
 from fathom2loom.errors import (
     KeyRejected,
     ProviderRejected,
@@ -16,7 +17,6 @@ from fathom2loom.errors import (
 )
 from fathom2loom.providers.loom import LoomClient, LoomVideo
 from fathom2loom.providers.tus import UploadStopped, rechunk
-from fathom2loom.standins.content import content_sha256, iter_content
 from tests.conftest import LOOM_KEY
 
 MIB = 1024 * 1024

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devkit.local_servers import LocalPocketBase, free_port
 from fathom2loom.errors import (
     PocketBaseBatchFailed,
     PocketBaseForbidden,
@@ -19,7 +20,6 @@ from fathom2loom.errors import (
     PocketBaseUnavailable,
     PocketBaseValidation,
 )
-from fathom2loom.local_servers import LocalPocketBase, free_port
 from fathom2loom.pocketbase.client import BatchOp, PocketBase
 from fathom2loom.pocketbase.filters import FilterTooLong, pb_filter
 from fathom2loom.queue_rows import DISPATCH_FIELDS

@@ -13,12 +13,12 @@ from typing import Any
 
 import pytest
 
+from devkit.standins.content import iter_content
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.errors import Fathom2LoomError, ProtocolError, TemporaryFault
 from fathom2loom.providers.fathom import FathomClient
 from fathom2loom.providers.loom import LoomClient
-from fathom2loom.standins.content import iter_content
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import FATHOM_KEY, LOOM_KEY
 
 Call = Callable[[Any, Any], Any]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fathom2loom.local_servers import LocalRedis
+from devkit.local_servers import LocalRedis
 from fathom2loom.settings import Settings
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.pipeline import Flower

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from fathom2loom.standins import FathomStandin, LoomStandin, iter_content
+from devkit.standins import FathomStandin, LoomStandin, iter_content
 
 KEY = "fathom-key-1"
 LOOM_KEY = "loom-key-1"

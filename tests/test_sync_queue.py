@@ -9,11 +9,11 @@ from typing import Any
 
 import redis
 
+from devkit.standins.loom import LoomStandin
 from fathom2loom.dispatcher import sync_once
 from fathom2loom.inflight import InFlight
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import Settings
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import make_settings
 from tests.pipeline import MIB, Scenario, Stack, assert_one_video_each, wait_all
 

@@ -17,12 +17,12 @@ import pytest
 import redis
 from celery import Celery
 
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.keybox import KeyBox, fingerprint_secret
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.providers.loom import LoomClient
 from fathom2loom.providers.ratelimit import key_identity
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import ENCRYPTION_KEY
 from tests.pipeline import (
     BOX,

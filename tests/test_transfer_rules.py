@@ -11,6 +11,8 @@ import httpx
 import pytest
 import redis
 
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
@@ -19,8 +21,6 @@ from fathom2loom.providers.factory import Providers
 from fathom2loom.providers.http import RetryPolicy
 from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from fathom2loom.transfer import Done, RunControl, Step, TransferPorts, Wait, run_transfer
 from fathom2loom.transfer.rules import idempotency_key
 from fathom2loom.transfer.run import MAX_EXCUSED_OUTAGES

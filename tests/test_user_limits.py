@@ -14,19 +14,19 @@ from typing import Any
 import httpx
 import pytest
 
+from devkit.local_servers import LocalPocketBase, LocalRedis
+from devkit.standins.fathom import FathomStandin
 from fathom2loom.api_keys import KeyStore, store_keys
 from fathom2loom.auto_move.catch_up import catch_up
 from fathom2loom.auto_move.store import AutoMoveStore
 from fathom2loom.bootstrap import bootstrap
 from fathom2loom.errors import ConfigError
 from fathom2loom.keybox import KeyBox
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import parse_date, pb_date
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.providers.factory import Providers
 from fathom2loom.queue_store import QueueStore
-from fathom2loom.standins.fathom import FathomStandin
 from fathom2loom.user_queue import QueueRefused, enqueue
 from tests.conftest import (
     ADMIN_EMAIL,

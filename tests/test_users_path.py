@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import rotate_keys
 from fathom2loom.errors import UndecryptableKey
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import UserSession
 from tests.pipeline import BOX, FATHOM_KEY, LOOM_KEY, MakeUser, Scenario
 from tests.workers import ROOT, CeleryBeat, CeleryProcess, CeleryWorker

@@ -19,13 +19,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from devkit.local_servers import LocalRedis
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 from fathom2loom.bootstrap import bootstrap
-from fathom2loom.local_servers import LocalRedis
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.filters import pb_filter
 from fathom2loom.settings import DEFAULT_PUBLIC_DIR
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
 from tests.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,

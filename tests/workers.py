@@ -1,6 +1,6 @@
-"""Real Celery processes for tests: the library's local launcher (`fathom2loom.local_celery`)."""
+"""Real Celery processes for tests: the dev kit's local launcher (`devkit.local_celery`)."""
 
-from fathom2loom.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
+from devkit.local_celery import CeleryBeat, CeleryProcess, CeleryWorker
 from fathom2loom.settings import PROJECT_ROOT as ROOT
 
 __all__ = ["ROOT", "CeleryBeat", "CeleryProcess", "CeleryWorker"]

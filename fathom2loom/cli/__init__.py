@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from fathom2loom.cli import keys, service, transfers
 from fathom2loom.errors import ConfigError, Fathom2LoomError
-from fathom2loom.local_servers import MissingBinary
+from fathom2loom.pocketbase.binary import MissingBinary
 
 __all__ = ["main"]
 

@@ -21,7 +21,7 @@ from fathom2loom.settings import NEEDS_ALL, Settings, load_settings
 
 __all__ = ["DEV_ENV", "fathom_for", "load", "print_json", "print_table", "user"]
 
-# Written by `make run` (fathom2loom dev): the running local stack's settings.
+# Written by `make run` (`python -m devkit run`): the running local stack's settings.
 DEV_ENV = Path(".run") / "cli.env"
 
 

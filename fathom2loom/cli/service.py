@@ -1,4 +1,7 @@
-"""Running the service: bootstrap, `make run`, Flower behind a login, the sandbox's demo user."""
+"""Running the service: bootstrap, Flower behind a login, the HTTP process.
+
+(`make run` and the sandbox's demo user are the dev kit's: `python -m devkit`.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,6 @@ from typing import Any
 
 from fathom2loom.cli.common import load
 from fathom2loom.errors import ConfigError
-from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import load_settings
 
 __all__ = ["register"]
@@ -46,22 +48,6 @@ def _webhooks(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(_args: argparse.Namespace) -> int:
-    from fathom2loom.sandbox import DEMO_EMAIL, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY, seed_demo
-
-    settings = load()
-    with PocketBase.from_settings(settings) as pb:
-        seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
-    print(f"{DEMO_EMAIL} has stand-in keys and the sandbox meetings queued")
-    return 0
-
-
-def _dev(args: argparse.Namespace) -> int:
-    from fathom2loom.devstack import run_dev_stack
-
-    return run_dev_stack(args.state_dir)
-
-
 def register(commands: Any) -> None:
     commands.add_parser(
         "bootstrap", help="prepare PocketBase: superuser, collections, defaults (idempotent)"
@@ -78,9 +64,3 @@ def register(commands: Any) -> None:
         " to, and the web app's meetings list for PocketBase (WEBHOOK_LISTEN_HOST/PORT; publish"
         " only /fathom/, behind a TLS reverse proxy at WEBHOOK_PUBLIC_URL)",
     ).set_defaults(handler=_webhooks)
-    commands.add_parser(
-        "demo", help="sandbox: a demo user with stand-in keys and its meetings queued (idempotent)"
-    ).set_defaults(handler=_demo)
-    dev = commands.add_parser("dev", help="run the whole stack locally (what `make run` runs)")
-    dev.add_argument("--state-dir", default=".run", help="where local servers keep their files")
-    dev.set_defaults(handler=_dev)

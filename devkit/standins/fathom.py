@@ -4,7 +4,8 @@ It serves meetings, transcripts, summaries and the three-step video download (re
 fetch a short-lived signed URL with Range support) over loopback, so the real Fathom client can
 be tested end to end, faults included: rendering delays and failures, expired downloads and
 links, cut-off transfers, rate limits. Webhooks can be registered and deleted; a meeting that
-`finish_meeting` ends is delivered to them signed, with retries (`standins.webhooks`).
+`finish_meeting` ends is delivered to them signed, with retries (`standins.webhooks`). The download
+half (renders, signed links, the storage host) is `standins.fathom_files`.
 """
 
 from __future__ import annotations
@@ -14,28 +15,26 @@ import binascii
 import copy
 import hashlib
 import math
-import re
-import secrets
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from fathom2loom.standins.base import StandinServer, rate_limit_headers
-from fathom2loom.standins.content import (
+from devkit.standins.base import StandinServer
+from devkit.standins.content import (
     action_items_document,
     content_sha256,
-    crm_matches_document,
-    iso,
-    iter_content,
+    listed_meeting,
     meeting_document,
     summary_document,
     transcript_document,
 )
-from fathom2loom.standins.http import HTTPError, Request, Response, json_response
-from fathom2loom.standins.webhooks import WebhookSender
+from devkit.standins.fathom_files import Download, FathomFiles
+from devkit.standins.faults import rate_limit_headers
+from devkit.standins.http import HTTPError, Response, json_response
+from devkit.standins.request import Request
+from devkit.standins.webhooks import INCLUDES, WebhookSender
 
 __all__ = ["FathomStandin"]
 
@@ -44,57 +43,16 @@ _WINDOW_SECONDS = 60.0
 
 
 @dataclass
-class _Meeting:
+class Meeting:
     size: int
     audio_only: bool
     created_at: datetime
     doc: dict[str, Any]
 
 
-@dataclass
-class _Link:
-    recording_id: int
-    size: int
-    content_type: str
-    expires: float  # time.monotonic()
-
-
-@dataclass
-class _Download:
-    download_id: str
-    recording_id: int
-    key: str
-    ready_at: float  # time.monotonic()
-    failure: str | None
-    expire: bool
-    meeting: _Meeting
-    token: str | None = None
-
-
-def _storage_error(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
-) -> HTTPError:
-    """Storage hosts answer in XML, not in Fathom's JSON: clients must cope with both."""
-    body = f"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code>"
-    body += f"<Message>{message}</Message></Error>"
-    return HTTPError(status, message, headers=headers, body=body.encode(), content_type="text/xml")
-
-
-def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """[start, end) asked for by a single `Range: bytes=...` header; None means the whole file."""
-    found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header or "")
-    if not found or found.groups() == ("", ""):
-        return None
-    first, last = found.groups()
-    if first:
-        start, end = int(first), min(size, int(last) + 1) if last else size
-    else:
-        start, end = max(0, size - int(last)), size
-    if start >= size or end <= start:
-        raise _storage_error(
-            416, "InvalidRange", "Range not satisfiable", {"Content-Range": f"bytes */{size}"}
-        )
-    return start, end
+def included(req: Request) -> set[str]:
+    """The `include_*` flags a listing asked for."""
+    return {name for name in INCLUDES if req.flag(name)}
 
 
 def _time_arg(req: Request, name: str) -> datetime | None:
@@ -139,22 +97,21 @@ class FathomStandin(StandinServer):
         self.bandwidth = bandwidth  # bytes per second per file connection; None: unlimited
         self.link_ttl_seconds = link_ttl_seconds
         self.enforce_rate_limit = enforce_rate_limit
-        self._meetings: dict[str, dict[int, _Meeting]] = {}
+        self._meetings: dict[str, dict[int, Meeting]] = {}
         self._owners: dict[str, str] = {}  # key -> its owner's e-mail, when not the default
-        self._downloads: dict[str, _Download] = {}
-        self._links: dict[str, _Link] = {}
         self._windows: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._bytes_served = self._downloads_requested = self._key_to_storage = 0
         self.route("GET", "/meetings", self._list_meetings)
         self.route("GET", "/recordings/{id}/transcript", self._transcript)
         self.route("GET", "/recordings/{id}/summary", self._summary)
-        self.route("POST", "/recordings/{id}/download", self._request_download)
-        self.route("GET", "/recordings/{id}/downloads/{download_id}", self._poll_download)
+        self.files = FathomFiles(self)
         self.route("POST", "/webhooks", self._create_webhook)
         self.route("DELETE", "/webhooks/{webhook_id}", self._delete_webhook)
         self.route("POST", "/_standin/finish", self._post_finish, True)
-        for method in ("GET", "HEAD"):
-            self.route(method, "/_files/{token}", self._file, api=False)
+
+    @property
+    def _downloads(self) -> dict[str, Download]:
+        """The renders requested, by download id (tests peek at them under the lock)."""
+        return self.files.downloads
 
     # -- seeding and inspection ---------------------------------------------------------------
 
@@ -197,7 +154,7 @@ class FathomStandin(StandinServer):
                 owner=(f"User {email.split('@')[0].removeprefix('user-')}", email),
                 team=team,
             )
-            self._meetings.setdefault(api_key, {})[recording_id] = _Meeting(
+            self._meetings.setdefault(api_key, {})[recording_id] = Meeting(
                 size, audio_only, created, doc
             )
         return copy.deepcopy(doc)
@@ -225,9 +182,9 @@ class FathomStandin(StandinServer):
     def extra_stats(self) -> dict[str, Any]:
         return {
             "calls_by_key": self.key_call_counts(),
-            "bytes_served": self._bytes_served,
-            "downloads_requested": self._downloads_requested,
-            "api_key_sent_to_storage": self._key_to_storage,
+            "bytes_served": self.files.bytes_served,
+            "downloads_requested": self.files.downloads_requested,
+            "api_key_sent_to_storage": self.files.key_to_storage,
         }
 
     def reset(self) -> None:
@@ -236,13 +193,12 @@ class FathomStandin(StandinServer):
         self.webhooks.clear()
 
     def reset_counters(self) -> None:
-        self._bytes_served = self._downloads_requested = self._key_to_storage = 0
+        self.files.reset_counters()
         self._windows.clear()
 
     def forget_on_restart(self) -> None:
         """Renders and signed links live in memory: a restart loses them (meetings stay)."""
-        self._downloads.clear()
-        self._links.clear()
+        self.files.forget()
 
     # -- hooks ----------------------------------------------------------------------------------
 
@@ -252,9 +208,8 @@ class FathomStandin(StandinServer):
     def route_subjects(self, req: Request) -> set[str]:
         if "id" in req.params:
             return {f"recording:{req.params['id']}"}
-        with self.lock:
-            link = self._links.get(req.params.get("token", ""))
-        return {f"recording:{link.recording_id}"} if link else set()
+        recording = self.files.recording_of(req.params.get("token", ""))
+        return {f"recording:{recording}"} if recording is not None else set()
 
     def admit(self, req: Request) -> None:
         if "/_files/" in req.route:
@@ -299,7 +254,7 @@ class FathomStandin(StandinServer):
             {
                 "limit": self.page_size,
                 "next_cursor": next_cursor if end < len(chosen) else None,
-                "items": [self._with_includes(m.doc, req) for m in chosen[offset:end]],
+                "items": [listed_meeting(m.doc, included(req)) for m in chosen[offset:end]],
             },
         )
 
@@ -311,19 +266,6 @@ class FathomStandin(StandinServer):
             return int(base64.urlsafe_b64decode(cursor.encode()).decode())
         except (ValueError, binascii.Error):
             raise HTTPError(400, "invalid cursor") from None
-
-    @staticmethod
-    def _with_includes(doc: dict[str, Any], req: Request) -> dict[str, Any]:
-        item = dict(doc)
-        if req.flag("include_transcript"):
-            item["transcript"] = transcript_document(doc)
-        if req.flag("include_summary"):
-            item["default_summary"] = summary_document(doc)
-        if req.flag("include_action_items"):
-            item["action_items"] = action_items_document(doc)
-        if req.flag("include_crm_matches"):
-            item["crm_matches"] = crm_matches_document()
-        return item
 
     def _create_webhook(self, req: Request) -> Response:
         try:
@@ -348,7 +290,8 @@ class FathomStandin(StandinServer):
         messages = self.finish_meeting(key, recording, size=size, deliveries=times)
         return json_response(200, {"messages": messages})
 
-    def _meeting(self, req: Request) -> _Meeting:
+    def meeting(self, req: Request) -> Meeting:
+        """The recording the request names, if the key sees it (404 otherwise)."""
         raw = req.params["id"]
         with self.lock:
             meeting = self._meetings.get(req.key or "", {}).get(int(raw)) if raw.isdigit() else None
@@ -357,124 +300,7 @@ class FathomStandin(StandinServer):
         return meeting
 
     def _transcript(self, req: Request) -> Response:
-        return json_response(200, {"transcript": transcript_document(self._meeting(req).doc)})
+        return json_response(200, {"transcript": transcript_document(self.meeting(req).doc)})
 
     def _summary(self, req: Request) -> Response:
-        return json_response(200, {"summary": summary_document(self._meeting(req).doc)})
-
-    def _request_download(self, req: Request) -> Response:
-        meeting = self._meeting(req)
-        failure = self.take_extra("render_failure", req)
-        render = self.take_extra("render_seconds", req)
-        render = self.render_seconds if render is None else float(render)
-        download = _Download(
-            download_id=f"dl_{secrets.token_hex(10)}",
-            recording_id=meeting.doc["recording_id"],
-            key=req.key or "",
-            ready_at=time.monotonic() + (0.0 if meeting.audio_only else render),
-            failure=failure,
-            expire=self.take_count("expired_downloads", req),
-            meeting=meeting,
-        )
-        with self.lock:
-            self._downloads[download.download_id] = download
-            self._downloads_requested += 1
-        return json_response(202, self._download_doc(download, polled=False))
-
-    def _poll_download(self, req: Request) -> Response:
-        with self.lock:
-            download = self._downloads.get(req.params["download_id"])
-        if download is None or download.key != req.key:
-            raise HTTPError(404, "download not found")
-        if str(download.recording_id) != req.params["id"]:
-            raise HTTPError(404, "download not found")
-        return json_response(200, self._download_doc(download, polled=True))
-
-    def _download_doc(self, download: _Download, polled: bool) -> dict[str, Any]:
-        """A RecordingDownload as of now: rendering ends lazily, no timers involved.
-
-        The 202 of a video download always says `processing`, as Fathom's does; audio-only
-        downloads may be `completed` at once.
-        """
-        now = time.monotonic()
-        doc: dict[str, Any] = {
-            "download_id": download.download_id,
-            "recording_id": download.recording_id,
-            "status": "processing",
-        }
-        if now < download.ready_at or not (polled or download.meeting.audio_only):
-            return doc
-        if download.failure:
-            return {**doc, "status": "failed", "failure_reason": download.failure}
-        if download.expire and polled:
-            return {**doc, "status": "expired"}
-        link = self._link(download, now)
-        if now >= link.expires:
-            return {**doc, "status": "expired"}
-        expires_at = datetime.now(UTC) + timedelta(seconds=link.expires - now)
-        kind = "audio" if download.meeting.audio_only else "video"
-        file = {
-            "url": f"{self.root_url}/_files/{download.token}",
-            "content_type": link.content_type,
-            "file_size_bytes": link.size,
-            "expires_at": iso(expires_at),
-        }
-        return {**doc, "status": "completed", kind: file}
-
-    def _link(self, download: _Download, now: float) -> _Link:
-        """The download's signed URL, made the first time the download is seen completed."""
-        with self.lock:
-            if download.token is None:
-                download.token = secrets.token_urlsafe(24)
-                content_type = "audio/mp4" if download.meeting.audio_only else "video/mp4"
-                self._links[download.token] = _Link(
-                    download.recording_id,
-                    download.meeting.size,
-                    content_type,
-                    now + self.link_ttl_seconds,
-                )
-            return self._links[download.token]
-
-    # -- the storage host ---------------------------------------------------------------------
-
-    def _file(self, req: Request) -> Response:
-        with self.lock:
-            link = self._links.get(req.params["token"])
-            if req.header("X-Api-Key") or req.header("Authorization"):
-                self._key_to_storage += 1
-        if link is None:
-            raise _storage_error(403, "AccessDenied", "Access Denied")
-        expired = req.method == "GET" and self.take_count("expired_links", req)
-        if expired or time.monotonic() >= link.expires:
-            raise _storage_error(403, "AccessDenied", "Request has expired")
-        asked = _byte_range(req.header("Range"), link.size)
-        start, end = asked or (0, link.size)
-        headers = {"Content-Type": link.content_type, "Accept-Ranges": "bytes"}
-        if asked:
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{link.size}"
-        return Response(
-            206 if asked else 200,
-            _paced(iter_content(link.recording_id, link.size, start, end), self.bandwidth),
-            headers,
-            length=end - start,
-            cut_after=self.take_extra("cut_after_bytes", req) if req.method == "GET" else None,
-            on_sent=self._served,
-        )
-
-    def _served(self, count: int) -> None:
-        with self.lock:
-            self._bytes_served += count
-
-
-def _paced(pieces: Iterator[bytes], bandwidth: int | None) -> Iterator[bytes]:
-    """The pieces at no more than `bandwidth` bytes per second (one connection's share)."""
-    if not bandwidth:
-        yield from pieces
-        return
-    started, sent = time.monotonic(), 0
-    for piece in pieces:
-        yield piece
-        sent += len(piece)
-        ahead = sent / bandwidth - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
+        return json_response(200, {"summary": summary_document(self.meeting(req).doc)})

@@ -1,4 +1,5 @@
-"""A local stand-in for the Loom adapter contract (docs/loom-contract.md) with a tus 1.0 server.
+"""A local stand-in for the Loom adapter contract (docs/loom-contract.md) with a tus 1.0 server
+(`standins.tus`).
 
 Loom publishes no upload API, so this implements our own contract: videos created idempotently,
 bytes received over tus and written to disk as they arrive, processing that finishes lazily.
@@ -8,8 +9,6 @@ middle of a PATCH (the stored offset is exactly what was written), slow PATCHes,
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import html
 import secrets
@@ -20,14 +19,14 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any, ClassVar
 
-from fathom2loom.standins.base import StandinServer
-from fathom2loom.standins.http import ConnectionCut, HTTPError, Request, Response, json_response
+from devkit.standins.base import StandinServer
+from devkit.standins.http import HTTPError, Response, json_response
+from devkit.standins.request import Request
+from devkit.standins.tus import TusServer, upload_metadata
 
 __all__ = ["LoomStandin"]
 
-TUS_VERSION = "1.0.0"
 TITLE_MAX, DESCRIPTION_MAX = 200, 5000  # The contract's field sizes
-_OFFSET_TYPE = "application/offset+octet-stream"
 SHARE_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} (Loom stand-in)</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -40,7 +39,9 @@ padding: 0 1rem">
 
 
 @dataclass
-class _Video:
+class Video:
+    """A video as the contract knows it; its bytes are in the file at `path`."""
+
     id: str
     owner: str
     title: str
@@ -52,41 +53,6 @@ class _Video:
     completed_at: float | None = None  # time.monotonic() when the last byte arrived
     fail: bool = False
     deleted: bool = False
-
-
-@dataclass
-class _Upload:
-    id: str
-    video: _Video
-    gone: bool = False
-    busy: bool = False
-
-
-def _metadata(raw: str | None) -> dict[str, str]:
-    """tus `Upload-Metadata`: comma-separated `key base64(value)` pairs."""
-    pairs: dict[str, str] = {}
-    for item in (raw or "").split(","):
-        key, _, value = item.strip().partition(" ")
-        if not key:
-            continue
-        try:
-            pairs[key] = base64.b64decode(value.strip(), validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            raise HTTPError(400, f"Upload-Metadata value of {key!r} is not base64") from None
-    return pairs
-
-
-def _require_tus(req: Request) -> None:
-    if req.header("Tus-Resumable") != TUS_VERSION:
-        raise HTTPError(412, f"Tus-Resumable: {TUS_VERSION} is required", headers=_tus_version())
-
-
-def _tus_version() -> dict[str, str]:
-    return {"Tus-Version": TUS_VERSION}
-
-
-def _tus(headers: dict[str, str] | None = None) -> dict[str, str]:
-    return {"Tus-Resumable": TUS_VERSION, **(headers or {})}
 
 
 class LoomStandin(StandinServer):
@@ -119,21 +85,15 @@ class LoomStandin(StandinServer):
         self.processing_seconds = processing_seconds
         self.keys = keys
         self.max_size_bytes = max_size_bytes
-        self._videos: dict[str, _Video] = {}
-        self._by_idempotency: dict[tuple[str, str], _Video] = {}
-        self._uploads: dict[str, _Upload] = {}
+        self._videos: dict[str, Video] = {}
+        self._by_idempotency: dict[tuple[str, str], Video] = {}
         self._created: Counter[str] = Counter()
-        self._bytes_received = 0
         self._tus_requests = self._tus_with_key = 0
         self.route("GET", "/v1/me", self._me)
         self.route("POST", "/v1/videos", self._create)
         self.route("GET", "/v1/videos/{id}", self._get)
         self.route("DELETE", "/v1/videos/{id}", self._delete)
-        self.route("OPTIONS", "/tus/", self._tus_options)
-        self.route("POST", "/tus/", self._tus_create)
-        self.route("HEAD", "/tus/{upload_id}", self._tus_head)
-        self.route("PATCH", "/tus/{upload_id}", self._tus_patch)
-        self.route("DELETE", "/tus/{upload_id}", self._tus_delete)
+        self.tus = TusServer(self)
         self.route("GET", "/share/{id}", self._share_page)
 
     def stop(self) -> None:
@@ -142,6 +102,10 @@ class LoomStandin(StandinServer):
             self._tmp.cleanup()
 
     # -- inspection ---------------------------------------------------------------------------
+
+    def find_video(self, video_id: str) -> Video | None:
+        with self.lock:
+            return self._videos.get(video_id)
 
     def video_path(self, video_id: str) -> Path:
         with self.lock:
@@ -176,7 +140,7 @@ class LoomStandin(StandinServer):
     def extra_stats(self) -> dict[str, Any]:
         return {
             "videos_created_by_key": dict(self._created),
-            "bytes_received": self._bytes_received,
+            "bytes_received": self.tus.bytes_received,
             "tus_requests": self._tus_requests,
             "tus_requests_with_key": self._tus_with_key,
             "videos": self.videos(),
@@ -184,7 +148,6 @@ class LoomStandin(StandinServer):
 
     def reset_counters(self) -> None:
         self._created.clear()
-        self._bytes_received = 0
         self._tus_requests = self._tus_with_key = 0
 
     # -- hooks ----------------------------------------------------------------------------------
@@ -196,14 +159,13 @@ class LoomStandin(StandinServer):
         return key.strip() or None
 
     def route_subjects(self, req: Request) -> set[str]:
-        with self.lock:
-            if "id" in req.params:
-                return {f"video:{req.params['id']}"}
-            upload = self._uploads.get(req.params.get("upload_id", ""))
-            if upload is not None:
-                return {f"video:{upload.video.id}"}
+        if "id" in req.params:
+            return {f"video:{req.params['id']}"}
+        uploading = self.tus.video_of(req.params.get("upload_id", ""))
+        if uploading is not None:
+            return {f"video:{uploading}"}
         try:
-            video_id = _metadata(req.header("Upload-Metadata")).get("video_id")
+            video_id = upload_metadata(req.header("Upload-Metadata")).get("video_id")
         except HTTPError:
             video_id = None
         return {f"video:{video_id}"} if video_id else set()
@@ -227,14 +189,14 @@ class LoomStandin(StandinServer):
 
     # -- videos ---------------------------------------------------------------------------------
 
-    def _status(self, video: _Video) -> str:
+    def _status(self, video: Video) -> str:
         if video.completed_at is None:
             return "uploading" if video.upload_id else "awaiting_upload"
         if time.monotonic() < video.completed_at + self.processing_seconds:
             return "processing"
         return "failed" if video.fail else "ready"
 
-    def _doc(self, video: _Video) -> dict[str, Any]:
+    def _doc(self, video: Video) -> dict[str, Any]:
         with self.lock:
             status = self._status(video)
             upload = f"{self.root_url}/tus/{video.upload_id}" if video.upload_id else None
@@ -295,7 +257,7 @@ class LoomStandin(StandinServer):
             if seen is not None and not seen.deleted:
                 return json_response(200, self._doc(seen))
             video_id = secrets.token_hex(6)
-            video = _Video(
+            video = Video(
                 video_id,
                 scope[0],
                 title,
@@ -307,7 +269,7 @@ class LoomStandin(StandinServer):
             self._created[idempotency] += 1
         return json_response(201, self._doc(video))
 
-    def _owned(self, req: Request) -> _Video:
+    def _owned(self, req: Request) -> Video:
         with self.lock:
             video = self._videos.get(req.params["id"])
         if video is None or video.deleted or video.owner != req.key:
@@ -321,123 +283,6 @@ class LoomStandin(StandinServer):
         video = self._owned(req)
         with self.lock:
             video.deleted = True
-            if video.upload_id:
-                self._uploads[video.upload_id].gone = True
+            self.tus.terminate(video)
             video.path.unlink(missing_ok=True)
         return Response(204)
-
-    # -- tus 1.0 --------------------------------------------------------------------------------
-
-    def _tus_options(self, req: Request) -> Response:
-        extra = {"Tus-Extension": "creation,termination", "Tus-Max-Size": str(self.max_size_bytes)}
-        return Response(204, headers=_tus({**_tus_version(), **extra}))
-
-    def _tus_upload(self, req: Request) -> _Upload:
-        """The upload a HEAD/PATCH/DELETE names, after the tus version check."""
-        _require_tus(req)
-        with self.lock:
-            upload = self._uploads.get(req.params["upload_id"])
-        if upload is None:
-            raise HTTPError(404, "upload not found")
-        if upload.gone:
-            raise HTTPError(410, "upload terminated")
-        return upload
-
-    def _tus_create(self, req: Request) -> Response:
-        _require_tus(req)
-        length = req.header("Upload-Length") or ""
-        video_id = _metadata(req.header("Upload-Metadata")).get("video_id")
-        if not length.isdigit() or not video_id:
-            raise HTTPError(400, "Upload-Length and a video_id in Upload-Metadata are required")
-        with self.lock:
-            video = self._videos.get(video_id)
-            if video is None or video.deleted:
-                raise HTTPError(404, "video not found")
-            if int(length) != video.size_bytes:
-                raise HTTPError(400, f"Upload-Length must be the video's {video.size_bytes} bytes")
-            old = self._uploads.get(video.upload_id or "")
-            if video.completed_at is not None or (old and old.busy):
-                raise HTTPError(409, "this video's bytes are complete or being written")
-            if old is not None:
-                old.gone = True
-            upload = _Upload(secrets.token_hex(16), video)
-            self._uploads[upload.id] = upload
-            video.upload_id, video.received = upload.id, 0
-            video.path.write_bytes(b"")
-        return Response(201, headers=_tus({"Location": f"/tus/{upload.id}", "Upload-Offset": "0"}))
-
-    def _tus_head(self, req: Request) -> Response:
-        video = self._tus_upload(req).video
-        with self.lock:
-            offset, length = video.received, video.size_bytes
-        headers = {"Upload-Offset": str(offset), "Upload-Length": str(length)}
-        return Response(200, headers=_tus({**headers, "Cache-Control": "no-store"}))
-
-    def _tus_patch(self, req: Request) -> Response:
-        upload = self._tus_upload(req)
-        content_type = (req.header("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != _OFFSET_TYPE:
-            raise HTTPError(415, f"Content-Type must be {_OFFSET_TYPE}")
-        offset = req.header("Upload-Offset") or ""
-        if not offset.isdigit():
-            raise HTTPError(400, "Upload-Offset is required")
-        declared = req.header("Content-Length") or ""
-        video = upload.video
-        if declared.isdigit() and int(offset) + int(declared) > video.size_bytes:
-            raise HTTPError(413, "the body goes past Upload-Length")
-        slow = self.take_extra("slow_patch_seconds", req)
-        if slow:
-            time.sleep(float(slow))
-        with self.lock:
-            if upload.gone:
-                raise HTTPError(410, "upload terminated")
-            if upload.busy or int(offset) != video.received:
-                raise HTTPError(409, f"Upload-Offset must be {video.received}")
-            upload.busy = True
-            fail_after = self.take_extra("patch_fail_after_bytes", req)
-        try:
-            self._receive(req, upload, fail_after)
-        finally:
-            with self.lock:
-                upload.busy = False
-            self._complete_if_done(req, video)
-        return Response(204, headers=_tus({"Upload-Offset": str(video.received)}))
-
-    def _receive(self, req: Request, upload: _Upload, fail_after: int | None) -> None:
-        """Append the body to the file as it arrives; with a fault, stop at `fail_after` bytes."""
-        video, taken = upload.video, 0
-        with video.path.open("ab") as out:
-            for piece in req.pieces():
-                room = video.size_bytes - video.received
-                keep = piece[: room if fail_after is None else min(room, fail_after - taken)]
-                out.write(keep)
-                out.flush()
-                taken += len(keep)
-                with self.lock:
-                    if upload.gone:
-                        raise HTTPError(410, "upload terminated")
-                    video.received += len(keep)
-                    self._bytes_received += len(keep)
-                if fail_after is not None and taken >= fail_after:
-                    break
-                if len(keep) < len(piece):
-                    req.close = True
-                    raise HTTPError(413, "the body goes past Upload-Length")
-        if fail_after is not None:
-            raise ConnectionCut
-
-    def _complete_if_done(self, req: Request, video: _Video) -> None:
-        with self.lock:
-            if video.completed_at is None and video.received == video.size_bytes:
-                video.fail = bool(self.take_extra("fail_processing", req))
-                video.completed_at = time.monotonic()
-
-    def _tus_delete(self, req: Request) -> Response:
-        upload = self._tus_upload(req)
-        video = upload.video
-        with self.lock:
-            upload.gone = True
-            if video.completed_at is None:
-                video.upload_id, video.received = None, 0
-                video.path.unlink(missing_ok=True)
-        return Response(204, headers=_tus())

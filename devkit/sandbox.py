@@ -1,14 +1,16 @@
-"""Sandbox mode for `make run`: a demo user whose five meetings move from the Fathom stand-in to
-the Loom stand-in, so a new operator sees the whole pipeline work without any real key; auto-move
-is on for them, so new meetings the stand-in ends later arrive and move by themselves."""
+"""Sandbox mode (`make run`, compose's sandbox profile): a demo user whose five meetings move from
+the Fathom stand-in to the Loom stand-in, so a new operator sees the whole pipeline work without
+any real key; auto-move is on for them, so new meetings the stand-in ends later arrive and move by
+themselves."""
 
 from __future__ import annotations
 
 from fathom2loom.api_keys import store_keys
+from fathom2loom.cli.common import load
 from fathom2loom.keybox import KeyBox
 from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.queue_store import QueueStore
 from fathom2loom.settings import Settings
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "SANDBOX_LOOM_KEY",
     "queue_status",
     "seed_demo",
+    "seed_demo_from_settings",
 ]
 
 DEMO_EMAIL = "demo@fathom2loom.local"
@@ -45,34 +48,30 @@ def seed_demo(pb: PocketBase, settings: Settings, fathom_key: str, loom_key: str
     meta = pb.first("user_meta", filter=pb_filter("user_id = {:u}", u=user["id"]))
     if meta is None:  # Auto-move on: the stand-in's new meetings arrive by themselves.
         pb.create("user_meta", {"user_id": user["id"], "auto_move": True})
-    queued = {
-        r["meeting_id"]
-        for r in pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user["id"]))
-    }
+    queue = QueueStore(pb)
+    queued = {row.meeting_id for row in queue.of_user(user["id"])}
     for meeting in DEMO_MEETINGS:
         if meeting not in queued:
-            pb.create(
-                "queue",
-                {
-                    "user_id": user["id"],
-                    "meeting_id": meeting,
-                    "status": "pending",
-                    "queued_at": now_iso(),
-                },
-            )
+            queue.add(user["id"], meeting)
     return str(user["id"])
 
 
 def queue_status(pb: PocketBase, user_id: str) -> str:
     """A small table of a user's rows: meeting, status, position, progress."""
     lines = [f"{'meeting':>8} {'status':<11} {'pos':>4} {'progress':>9}  loom / what it waits for"]
-    rows = pb.list_all("queue", filter=pb_filter("user_id = {:u}", u=user_id), sort="meeting_id")
-    for row in rows:
-        total, done = row.get("bytes_total") or 0, row.get("bytes_done") or 0
+    for row in sorted(QueueStore(pb).of_user(user_id), key=lambda r: r.meeting_id):
+        total, done = row.bytes_total, row.bytes_done
         progress = f"{100 * done / total:.0f}%" if total else "-"
-        detail = row.get("loom_url") or row.get("error_message") or row.get("wait_reason") or ""
+        detail = row.loom_url or row.error_message or row.wait_reason
         lines.append(
-            f"{row['meeting_id']:>8} {row['status']:<11} {row.get('position') or 0:>4}"
-            f" {progress:>9}  {detail}"
+            f"{row.meeting_id:>8} {row.status:<11} {row.position:>4} {progress:>9}  {detail}"
         )
     return "\n".join(lines)
+
+
+def seed_demo_from_settings() -> None:
+    """`python -m devkit demo`: the demo user on the PocketBase the environment names."""
+    settings = load()
+    with PocketBase.from_settings(settings) as pb:
+        seed_demo(pb, settings, SANDBOX_FATHOM_KEY, SANDBOX_LOOM_KEY)
+    print(f"{DEMO_EMAIL} has stand-in keys and the sandbox meetings queued")

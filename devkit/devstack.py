@@ -22,10 +22,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from fathom2loom.bootstrap import bootstrap
-from fathom2loom.local_servers import LocalPocketBase, LocalRedis, stop_process_group
-from fathom2loom.pocketbase.client import PocketBase
-from fathom2loom.sandbox import (
+from devkit.local_servers import LocalPocketBase, LocalRedis, stop_process_group
+from devkit.sandbox import (
     DEMO_EMAIL,
     DEMO_PASSWORD,
     SANDBOX_FATHOM_KEY,
@@ -33,6 +31,8 @@ from fathom2loom.sandbox import (
     queue_status,
     seed_demo,
 )
+from fathom2loom.bootstrap import bootstrap
+from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.settings import (
     DEFAULT_HOOKS_DIR,
     DEFAULT_MIGRATIONS_DIR,
@@ -59,7 +59,7 @@ def _start_standins() -> tuple[subprocess.Popen[str], dict[str, str]]:
     """The stand-ins in their own process: 5 meetings of 50 MB that take 5 s to render."""
     process = subprocess.Popen(
         [
-            *(sys.executable, "-m", "fathom2loom.standins"),
+            *(sys.executable, "-m", "devkit.standins"),
             *("--fathom-port", str(DEV_FATHOM_PORT), "--loom-port", str(DEV_LOOM_PORT)),
             *("--seed-key", SANDBOX_FATHOM_KEY, "--seed-owner-email", DEMO_EMAIL),
             *("--meetings", "5", "--size", str(50_000_000)),

@@ -12,14 +12,14 @@ import sys
 import threading
 from types import FrameType
 
-from fathom2loom.standins.fathom import FathomStandin
-from fathom2loom.standins.loom import LoomStandin
+from devkit.standins.fathom import FathomStandin
+from devkit.standins.loom import LoomStandin
 
 FIRST_RECORDING_ID = 1001
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m fathom2loom.standins", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devkit.standins", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
     parser.add_argument(
         "--public-host", help="the name clients reach this host by (links the stand-ins hand out)"
