@@ -16,7 +16,8 @@ relies on:
 7. `docker-compose logs` of every service holds no API key, signed URL or password.
 
 Secrets are generated for the run and passed to compose through the environment; everything is
-torn down (volumes included) at the end, also on failure.
+torn down (volumes included) at the end, also on failure. Each run is a compose project of its own,
+so whatever an interrupted earlier run left behind is neither reused nor touched.
 
     .venv/bin/python compose/e2e.py
 """
@@ -38,7 +39,9 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-PROJECT = "f2l-e2e"
+# A project of its own for each run: containers or volumes that an interrupted earlier run left
+# behind (with other secrets) are never recreated into this one, and never touched.
+PROJECT = f"f2l-e2e-{secrets.token_hex(4)}"
 SANDBOX_KEYS = ("sandbox-fathom-key", "sandbox-loom-key")
 DEMO_EMAIL = "demo@fathom2loom.local"
 DEMO_PASSWORD = "demo-password-123"  # devkit/sandbox.py
