@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -347,6 +348,9 @@ def check_web_app(stack: Stack) -> None:
 
 
 def main() -> int:
+    # A CI runner that stops this script sends SIGTERM: end through `finally`, so the stack is
+    # torn down rather than left running with this run's secrets and volumes.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     stack = Stack()
     started = time.monotonic()
     try:
