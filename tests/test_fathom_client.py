@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from fathom2loom.errors import (
     TemporaryFault,
 )
 from fathom2loom.providers.fathom import FathomClient
+from fathom2loom.providers.wait_hint import LONGEST_WAIT
 from tests.conftest import FATHOM_KEY
 
 MIB = 1024 * 1024
@@ -219,6 +222,48 @@ def test_long_rate_limit_waits_are_handed_back_and_shared(
     with pytest.raises(RateLimited):
         list(providers.fathom(FATHOM_KEY).meetings())
     assert sum(fathom_standin.stats()["calls"].values()) == calls
+
+
+@pytest.mark.parametrize(
+    "header", ["inf", "nan", "1e9", "-5", "٣", "²", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"]
+)
+def test_a_wait_hint_we_cannot_read_or_already_past_is_no_hint(
+    fathom: FathomClient, fathom_standin: Any, header: str
+) -> None:
+    """`float()` takes `inf`, `1e9` and `٣`: such a 429 is backed off and tried again here, as
+    one without a hint, rather than overflow or freeze the key."""
+    fathom_standin.add_meeting(FATHOM_KEY, 8)
+    on_the_wire = header.encode().decode("latin-1")  # the stand-in sends latin-1: UTF-8 bytes
+    fathom_standin.set_fault(
+        f"key:{FATHOM_KEY}", status=429, times=1, retry_after_header=on_the_wire
+    )
+    assert [m.recording_id for m in fathom.meetings()] == [8]
+    assert fathom_standin.stats()["calls"]["GET /meetings"] == 2
+
+
+@pytest.mark.parametrize(
+    ("header", "told"),
+    [("99999999999", LONGEST_WAIT), ("86400", LONGEST_WAIT), ("45", 45.0), ("45.5", 45.5)],
+)
+def test_a_long_wait_hint_is_kept_within_bounds_and_shared(
+    fathom: FathomClient, providers: Any, fathom_standin: Any, header: str, told: float
+) -> None:
+    fathom_standin.set_fault(f"key:{FATHOM_KEY}", status=429, times=1, retry_after_header=header)
+    with pytest.raises(RateLimited) as limited:
+        list(fathom.meetings())
+    assert limited.value.retry_after == told
+    with pytest.raises(RateLimited) as shared:  # another worker's client, same key
+        list(providers.fathom(FATHOM_KEY).meetings())
+    assert shared.value.retry_after is not None
+    assert told - 5 < shared.value.retry_after <= told
+
+
+def test_a_wait_hint_as_an_http_date(fathom: FathomClient, fathom_standin: Any) -> None:
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=40), usegmt=True)
+    fathom_standin.set_fault(f"key:{FATHOM_KEY}", status=429, times=1, retry_after_header=later)
+    with pytest.raises(RateLimited) as limited:
+        list(fathom.meetings())
+    assert limited.value.retry_after is not None and 30 < limited.value.retry_after <= 40
 
 
 def test_a_lasting_5xx_becomes_a_temporary_fault(fathom: FathomClient, fathom_standin: Any) -> None:

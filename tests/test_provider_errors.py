@@ -141,7 +141,11 @@ def test_fathom_calls_raise_only_our_errors(
         assert "whsec_" not in repr(raised) and FATHOM_KEY not in str(raised)
 
 
-@pytest.mark.parametrize("garble", [*GARBLES, "header:Upload-Offset=x", "header:Location="])
+# `²` and `١` (UTF-8 on the wire, as a server would send them) pass `str.isdigit`.
+BAD_OFFSETS = [f"header:Upload-Offset={v.encode().decode('latin-1')}" for v in ("x", "²", "١")]
+
+
+@pytest.mark.parametrize("garble", [*GARBLES, *BAD_OFFSETS, "header:Location="])
 @pytest.mark.parametrize("name", list(LOOM_CALLS))
 def test_loom_calls_raise_only_our_errors(
     loom: LoomClient, loom_standin: LoomStandin, name: str, garble: str

@@ -23,6 +23,7 @@ __all__ = ["Fault", "Faults", "garbled", "rate_limit_headers"]
 
 _COMMON_EXTRAS: dict[str, type] = {
     "retry_after": int,
+    "retry_after_header": str,  # a 429's wait headers verbatim, as a faulty server sends them
     "limit": int,
     "message": str,
     "garble": str,
@@ -128,6 +129,9 @@ class Faults:
         if fault.status == 429:
             wait = int(fault.extra.get("retry_after", 1))
             headers = rate_limit_headers(wait, int(fault.extra.get("limit", 60)))
+            if "retry_after_header" in fault.extra:
+                raw = fault.extra["retry_after_header"]
+                headers |= {"Retry-After": raw, "RateLimit-Reset": raw}
         return HTTPError(fault.status, fault.extra.get("message"), headers=headers)
 
     def documents(self) -> list[dict[str, Any]]:

@@ -28,9 +28,10 @@ from fathom2loom.errors import (
     TemporaryFault,
     TransientProviderError,
 )
+from fathom2loom.providers.wait_hint import retry_after_seconds
 from fathom2loom.retry import Retryable, RetryPolicy, retrying
 
-__all__ = ["RetryPolicy", "error_for", "parse", "read_json", "retry_after_seconds", "send"]
+__all__ = ["RetryPolicy", "error_for", "parse", "read_json", "send"]
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -62,18 +63,6 @@ def parse(model: type[Model], data: Any, provider: str, what: str) -> Model:
 
 Kinds = dict[int, type[ProviderError]]
 _BY_STATUS: Kinds = {401: KeyRejected, 403: NotAllowed, 422: NothingToDownload}
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """The server's wait hint: `Retry-After` (seconds), else `RateLimit-Reset` (seconds left)."""
-    for header in ("Retry-After", "RateLimit-Reset"):
-        value = response.headers.get(header)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                continue
-    return None
 
 
 def error_for(

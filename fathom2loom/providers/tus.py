@@ -92,7 +92,7 @@ class TusClient:
 
     def _offset_header(self, response: httpx.Response) -> int:
         raw = response.headers.get("Upload-Offset", "")
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()):  # `"\u00b2".isdigit()` is True
             raise ProtocolError(
                 self.provider, f"{self.provider}'s upload server sent no valid Upload-Offset"
             )
