@@ -15,6 +15,7 @@ from fathom2loom.errors import UnknownUser
 from fathom2loom.keybox import Field, KeyBox, UndecryptableKey
 from fathom2loom.pocketbase.client import BatchOp, PocketBase, Record
 from fathom2loom.pocketbase.filters import pb_filter
+from fathom2loom.providers.key_text import require_usable_key
 
 __all__ = [
     "COLLECTION",
@@ -105,10 +106,12 @@ def find_user(pb: PocketBase, who: str) -> Record:
 def store_keys(
     pb: PocketBase, box: KeyBox, user_id: str, *, fathom: str | None, loom: str | None
 ) -> Record:
-    """Encrypt and store the given keys (None leaves a stored key as it is)."""
+    """Encrypt and store the given keys (None leaves a stored key as it is); a key no header can
+    carry is refused, as the hooks refuse it from users."""
     changes: dict[str, str] = {}
-    for name, value in zip(FIELDS, (fathom, loom), strict=True):
+    for name, provider, value in zip(FIELDS, ("Fathom", "Loom"), (fathom, loom), strict=True):
         if value:
+            require_usable_key(provider, value.strip())
             changes[name] = box.encrypt(value.strip(), user_id=user_id, field=name)
     existing = pb.first(COLLECTION, filter=pb_filter("user_id = {:u}", u=user_id))
     if existing is None:

@@ -24,6 +24,7 @@ Fathom2LoomError                    `retryable`, `retry_after`, `user_message` o
 └── ProviderError                   Fathom or Loom failed (`provider`, `status`)
     ├── PermanentProviderError      the same request cannot succeed: the user must act
     │   ├── KeyRejected                 401
+    │   ├── KeyUnusable                 a saved key no header can carry (we never send it)
     │   ├── NotAllowed                  403
     │   ├── RecordingNotFound           404 on a recording
     │   ├── NothingToDownload           422: no downloadable media
@@ -59,6 +60,7 @@ __all__ = [
     "FilterTooLong",
     "Gone",
     "KeyRejected",
+    "KeyUnusable",
     "LinkExpired",
     "NotAllowed",
     "NothingToDownload",
@@ -266,6 +268,10 @@ class PermanentProviderError(ProviderError):
 
 class KeyRejected(PermanentProviderError):
     """The provider refused the API key (401)."""
+
+
+class KeyUnusable(PermanentProviderError):
+    """The saved key holds what no API key has (a line break, other scripts): never sent."""
 
 
 class NotAllowed(PermanentProviderError):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fathom2loom.api_keys import Provider, SavedKeys, record_checks, saved_keys
 from fathom2loom.errors import (
     KeyRejected,
+    KeyUnusable,
     PermanentProviderError,
     ProviderError,
     TransientProviderError,
@@ -28,6 +29,7 @@ from fathom2loom.keybox import Field, KeyBox
 from fathom2loom.pocketbase.client import PocketBase
 from fathom2loom.pocketbase.dates import now_iso
 from fathom2loom.providers.factory import Providers
+from fathom2loom.providers.key_text import PROBLEM
 from fathom2loom.redact import secret_scope
 
 __all__ = ["CHECKED", "check_keys", "fingerprint"]
@@ -71,12 +73,28 @@ def _try(
             return _Outcome(
                 f"{provider} rejected the key ({exc.status}): check it and save it again", True
             )
+        except KeyUnusable:
+            return _Outcome(f"{provider} key cannot be used: it {PROBLEM}: save it again", True)
         except PermanentProviderError as exc:
             return _Outcome(f"{provider} refused the key: {exc.user_message}", True)
         except (TransientProviderError, ProviderError) as exc:
             return _Outcome(f"not checked yet ({exc.user_message}): trying again shortly", False)
+        except Exception as exc:  # A bug must not stop the checks of every user after this one.
+            # Only the type: a library's message may quote the key.
+            log.error(
+                "checking the %s key of user %s failed unexpectedly (%s)",
+                provider,
+                keys.user_id,
+                type(exc).__name__,
+                extra={"user_id": keys.user_id},
+            )
+            return _Outcome(
+                f"not checked yet (an unexpected {type(exc).__name__}): trying again shortly",
+                False,
+            )
     # (pb_hooks/limits.js refuses new rows while a check reads "… rejected the key", "… refused
-    # the key" or "… key cannot be decrypted": keep those words, or change both together.)
+    # the key", "… key cannot be used" or "… key cannot be decrypted": keep those words, or change
+    # both together.)
     return _Outcome(f"{provider} key accepted (checked {now_iso()[:16]} UTC)", True)
 
 

@@ -11,8 +11,9 @@
 
 onRecordCreateRequest((e) => {
   const f2l = require(`${__hooks}/fathom2loom.js`);
+  const limits = require(`${__hooks}/limits.js`);
   if (!e.hasSuperuserAuth()) {
-    require(`${__hooks}/limits.js`).requireVerified(e, "save API keys");
+    limits.requireVerified(e, "save API keys");
   }
   const sent = e.requestInfo().body;
   for (const [field, hintField, checkField] of [
@@ -26,6 +27,7 @@ onRecordCreateRequest((e) => {
     if (e.hasSuperuserAuth() && f2l.isCiphertext(value)) {
       e.record.set(hintField, "");
     } else {
+      limits.requireKeyText(field, value);
       e.record.set(field, f2l.encrypt(value, e.record.getString("user_id"), field));
       e.record.set(hintField, f2l.hint(value));
     }
@@ -37,8 +39,9 @@ onRecordCreateRequest((e) => {
 
 onRecordUpdateRequest((e) => {
   const f2l = require(`${__hooks}/fathom2loom.js`);
+  const limits = require(`${__hooks}/limits.js`);
   if (!e.hasSuperuserAuth()) {
-    require(`${__hooks}/limits.js`).requireVerified(e, "save API keys");
+    limits.requireVerified(e, "save API keys");
   }
   const sent = e.requestInfo().body;
   for (const [field, hintField, checkField] of [
@@ -55,6 +58,7 @@ onRecordUpdateRequest((e) => {
     } else if (e.hasSuperuserAuth() && f2l.isCiphertext(value)) {
       e.record.set(checkField, "checking…");
     } else {
+      limits.requireKeyText(field, value);
       e.record.set(field, f2l.encrypt(value, e.record.getString("user_id"), field));
       e.record.set(hintField, f2l.hint(value));
       e.record.set(checkField, "checking…");

@@ -46,6 +46,10 @@ function settings() {
 // is anything else (other scripts' digits, signs, decimals, blanks inside). The same rule as
 // fathom2loom/meeting_ids.py.
 function canonicalMeetingId(value) {
+  if (typeof value === "number") {
+    // A JSON number reaches the hooks as a float64: past 2^53 its digits are not what was sent.
+    return Number.isSafeInteger(value) && value >= 0 ? String(value) : null;
+  }
   const text = String(value === null || value === undefined ? "" : value).replace(
     /^[ \t\r\n]+|[ \t\r\n]+$/g,
     "",
@@ -60,10 +64,58 @@ function canonicalMeetingId(value) {
 // own field errors.
 function refuseMeetingId(value) {
   const shown = JSON.stringify(String(value).slice(0, 40));
-  const message = `The meeting id ${shown} is not a Fathom recording id (1 to 18 digits 0-9)`;
+  let message = `The meeting id ${shown} is not a Fathom recording id (1 to 18 digits 0-9)`;
+  if (typeof value === "number" && Math.abs(value) >= 2 ** 53) {
+    message =
+      `The meeting id came as a JSON number past 2^53 (about ${value}), whose last digits are` +
+      ' lost on the way: send it as a string of 1 to 18 digits 0-9 ("1004")';
+  } else if (typeof value === "number") {
+    message = `The meeting id ${value} (a JSON number) is not a Fathom recording id (1 to 18 digits 0-9)`;
+  }
   throw new BadRequestError(message, {
     meeting_id: new ValidationError("validation_not_a_recording_id", message),
   });
+}
+
+// A key goes into an HTTP header, where only visible ASCII belongs: a line break, a blank inside
+// or letters of another script (a mis-paste) can never work. Throws a 400 naming the field, never
+// the key. The same rule as fathom2loom/providers/key_text.py, which never sends such a key.
+function requireKeyText(field, value) {
+  if (/^[\x21-\x7e]{1,1024}$/.test(value)) {
+    return;
+  }
+  const provider = field === "encrypted_fathom" ? "Fathom" : "Loom";
+  const message =
+    `The ${provider} key holds characters no API key has (spaces, line breaks, letters outside` +
+    ` ASCII) or is over 1024 characters long: copy it again from ${provider}'s settings`;
+  throw new BadRequestError(message, { [field]: new ValidationError("validation_not_a_key", message) });
+}
+
+// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and by the
+// time the record hooks see it, the text of that float (…680): a recording nobody has. Only a
+// middleware (queue.pb.js's routerUse) sees the number as sent: this refuses one, for every
+// caller, in a record create or in a batch request's creates.
+function refuseInexactMeetingIds(e) {
+  const path = e.request.url.path;
+  const creates =
+    /^\/api\/collections\/[^/]+\/records\/?$/.test(path) ? [{ url: path, body: e.requestInfo().body }]
+    : path === "/api/batch" ? e.requestInfo().body.requests
+    : null;
+  if (!Array.isArray(creates)) {
+    return;
+  }
+  const queue = $app.findCollectionByNameOrId("queue");
+  for (const request of creates) {
+    const parts = /^\/api\/collections\/([^/?]+)\/records\/?(\?.*)?$/.exec(String(request && request.url));
+    const body = request && request.body;
+    if (!parts || (parts[1] !== "queue" && parts[1] !== queue.id) || !body) {
+      continue;
+    }
+    const sent = body.meeting_id;
+    if (typeof sent === "number" && canonicalMeetingId(sent) === null) {
+      refuseMeetingId(sent);
+    }
+  }
 }
 
 // Throws a 403 when the operator lets only verified accounts do `what` and this one is not.
@@ -77,7 +129,7 @@ function requireVerified(e, what) {
 
 // The service's check of a saved key said it cannot work (fathom2loom/key_check.py's verdicts):
 // "… rejected the key …", "… refused the key …", "… key cannot be decrypted …".
-const BAD_KEY = /^(Fathom|Loom) (rejected the key|refused the key|key cannot be decrypted)/;
+const BAD_KEY = /^(Fathom|Loom) (rejected the key|refused the key|key cannot be used|key cannot be decrypted)/;
 
 // Throws a 400 unless the user has both keys saved and neither is known not to work: a row that
 // can only fail would take a worker's turn for nothing.
@@ -184,7 +236,9 @@ module.exports = {
   admitUsersRow,
   canonicalMeetingId,
   checkUserLog,
+  refuseInexactMeetingIds,
   refuseMeetingId,
+  requireKeyText,
   requireVerified,
   requireWorkingKeys,
   settings,

@@ -6,6 +6,9 @@
 // moves a user may try on their own rows, says why they cannot be made.
 routerUse((e) => {
   const method = e.request.method;
+  if (method === "POST") {
+    require(`${__hooks}/limits.js`).refuseInexactMeetingIds(e);
+  }
   if ((method !== "PATCH" && method !== "POST") || e.request.pathValue("collection") !== "queue") {
     return e.next();
   }

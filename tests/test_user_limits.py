@@ -113,6 +113,42 @@ def test_the_service_and_the_batch_api_meet_the_same_rule(
     assert [r["meeting_id"] for r in pb.list_all("queue")] == ["77"]
 
 
+def test_a_meeting_id_sent_as_a_json_number_keeps_its_digits_or_is_refused(
+    pb: PocketBase, make_user: MakeUser
+) -> None:
+    """PocketBase reads a JSON number as a float64: past 2^53 the digits stored would not be the
+    ones sent (123456789012345678 became ...680, a recording nobody has)."""
+    alice = make_user("alice")
+    alice.save_keys()
+    for bad in (123456789012345678, 2**53 + 1, 2**53):
+        refused = queue(alice, bad)
+        assert refused.status_code == 400, bad
+        said = refused.json()["data"]["meeting_id"]["message"]
+        assert said.startswith("The meeting id came as a JSON number past 2^53"), said
+        assert said.endswith('send it as a string of 1 to 18 digits 0-9 ("1004").'), said
+    for bad in (-5, 12.5):
+        refused = queue(alice, bad)
+        assert refused.status_code == 400, bad
+        said = refused.json()["data"]["meeting_id"]["message"]
+        assert "is not a Fathom recording id" in said, said
+    batch = {
+        "requests": [
+            {
+                "method": "POST",
+                "url": "/api/collections/queue/records",
+                "body": {"user_id": alice.id, "meeting_id": 2**60 + 1, "status": "pending"},
+            }
+        ]
+    }
+    assert alice.call("POST", "/api/batch", json=batch).status_code == 400
+    with pytest.raises(Exception, match="a JSON number past 2"):
+        pb.create("queue", {"user_id": alice.id, "meeting_id": 2**57, "status": "pending"})
+    # A number that holds exactly is the recording it names
+    made = queue(alice, 2**53 - 1)
+    assert made.status_code == 200 and made.json()["meeting_id"] == str(2**53 - 1)
+    assert {r["meeting_id"] for r in pb.list_all("queue")} == {str(2**53 - 1)}
+
+
 def test_only_a_user_with_keys_that_can_work_queues(pb: PocketBase, make_user: MakeUser) -> None:
     alice = make_user("alice")
     # Without keys, a row could only fail: refused, saying what to do

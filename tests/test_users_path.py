@@ -19,6 +19,7 @@ from devkit.standins.loom import LoomStandin
 from fathom2loom.api_keys import rotate_keys
 from fathom2loom.errors import UndecryptableKey
 from fathom2loom.pocketbase.client import PocketBase
+from fathom2loom.pocketbase.filters import pb_filter
 from tests.conftest import UserSession
 from tests.pipeline import BOX, FATHOM_KEY, LOOM_KEY, MakeUser, Scenario
 from tests.workers import ROOT, CeleryBeat, CeleryProcess, CeleryWorker
@@ -232,3 +233,74 @@ def test_users_add_makes_a_user_who_can_sign_in(
         json={"identity": "newcomer@users.test", "password": "a-long-password-1"},
     )
     assert login.status_code == 200
+
+
+# Pasted wrong: Cyrillic letters, a header injection, a NUL, emoji, a blank inside, too long.
+NOT_KEYS = ["ключ-лум", "key\r\nX-Evil: 1", "lo\x00om", "😀" * 10, "two words", "k" * 1025]
+
+
+def test_a_key_no_header_can_carry_is_refused_when_saved(make_user: MakeUser) -> None:
+    user = make_user("mispaste")
+    for bad in NOT_KEYS:
+        for field, good in (("encrypted_fathom", FATHOM_KEY), ("encrypted_loom", LOOM_KEY)):
+            other = "encrypted_loom" if field == "encrypted_fathom" else "encrypted_fathom"
+            body = {"user_id": user.id, field: bad, other: good}
+            refused = user.call("POST", user.records("api_keys"), json=body)
+            assert refused.status_code == 400, (bad, field)
+            said = refused.json()["data"][field]["message"]
+            assert "holds characters no API key has" in said and bad not in refused.text
+    # A key pasted with a line break after it is only trimmed; changing it is held to the rule
+    saved = save_keys(user, FATHOM_KEY + "\n", " " + LOOM_KEY)
+    assert saved["fathom_hint"].endswith(FATHOM_KEY[-4:])
+    patched = user.call(
+        "PATCH", user.records("api_keys", saved["id"]), json={"encrypted_loom": NOT_KEYS[0]}
+    )
+    assert patched.status_code == 400 and "encrypted_loom" in patched.json()["data"]
+
+
+def test_a_stored_key_no_header_can_carry_is_never_sent_nor_logged(
+    pb: PocketBase, make_user: MakeUser, stack: list[CeleryProcess]
+) -> None:
+    """Keys stored before the hooks held them to the rule: the check says what is wrong, the
+    checks of other users go on, a transfer fails at once, and no log holds the key."""
+    stale = make_user("stalekey")
+    pb.create(
+        "api_keys",
+        {
+            "user_id": stale.id,
+            "encrypted_fathom": BOX.encrypt(
+                NOT_KEYS[0], user_id=stale.id, field="encrypted_fathom"
+            ),
+            "encrypted_loom": BOX.encrypt(NOT_KEYS[3], user_id=stale.id, field="encrypted_loom"),
+        },
+    )
+    later = make_user("afterstale")
+    save_keys(later, "not-a-fathom-key-either", LOOM_KEY)
+
+    def checked(user: UserSession) -> Any:
+        row = pb.first("api_keys", filter=pb_filter("user_id = {:u}", u=user.id))
+        return row if row and row["fathom_check"] not in ("", "checking…") else None
+
+    stale_row = wait_for(lambda: checked(stale), timeout=20)
+    for provider in ("fathom", "loom"):
+        told = stale_row[f"{provider}_check"]
+        assert told.startswith(f"{provider.title()} key cannot be used: it holds characters"), told
+    assert wait_for(lambda: checked(later), timeout=20)["fathom_check"].startswith(
+        "Fathom rejected the key (401)"
+    )
+    # The user cannot queue on it; a row made for them anyway fails at once, saying what to do
+    refused = stale.call(
+        "POST",
+        stale.records("queue"),
+        json={"user_id": stale.id, "meeting_id": "9401", "status": "pending"},
+    )
+    assert refused.status_code == 400 and "key cannot be used" in refused.json()["message"]
+    row = pb.create("queue", {"user_id": stale.id, "meeting_id": "9401", "status": "pending"})
+    failed = wait_for(lambda: (r := pb.get("queue", row["id"]))["status"] == "failed" and r, 30)
+    assert failed["error_message"].startswith("The saved Fathom key holds characters"), failed
+    assert failed["attempts"] <= 1
+    # And the key is in no log: the workers' and beat's files, PocketBase's logs collection
+    logged = "\n".join(p.log_path.read_text(errors="replace") for p in stack)
+    logged += json.dumps(list(pb.list_all("logs")), ensure_ascii=False)
+    for key in (NOT_KEYS[0], NOT_KEYS[3]):
+        assert key not in logged

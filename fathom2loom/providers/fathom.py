@@ -49,6 +49,7 @@ from fathom2loom.providers.fathom_models import (
 )
 from fathom2loom.providers.fathom_webhooks import WebhookCalls
 from fathom2loom.providers.http import Kinds, RetryPolicy, parse, read_json, send
+from fathom2loom.providers.key_text import require_usable_key
 from fathom2loom.providers.ratelimit import RateLimiter, key_identity
 from fathom2loom.retry import backoff_delay
 
@@ -108,6 +109,7 @@ class FathomClient(WebhookCalls):
         once: bool = False,
         **kwargs: Any,
     ) -> Any:
+        require_usable_key(PROVIDER, self._api_key)
         budgets = self._limits.budgets(kind)
         policy = replace(self.policy, attempts=1) if once else self.policy
 

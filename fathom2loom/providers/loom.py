@@ -27,6 +27,7 @@ from fathom2loom.errors import (
     VideoGone,
 )
 from fathom2loom.providers.http import RetryPolicy, parse, read_json, send
+from fathom2loom.providers.key_text import require_usable_key
 from fathom2loom.providers.ratelimit import key_identity
 from fathom2loom.providers.tus import ByteSource, TusClient
 from fathom2loom.retry import backoff_delay
@@ -73,6 +74,7 @@ class LoomClient:
     ) -> None:
         self._http = http
         self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
         self._auth = {auth_header: f"{auth_scheme}{api_key}"}
         self._identity = identity or key_identity(api_key)
         self.policy = policy or RetryPolicy()
@@ -91,6 +93,7 @@ class LoomClient:
     def _call(
         self, method: str, path: str, messages: dict[int, str] | None = None, **kwargs: Any
     ) -> httpx.Response:
+        require_usable_key(PROVIDER, self._api_key)
         headers = {**self._auth, "Accept": "application/json", **kwargs.pop("headers", {})}
         return send(
             self._http,
@@ -167,6 +170,7 @@ class LoomClient:
         should_stop: Callable[[], bool] | None = None,
     ) -> None:
         """Send the video's bytes, continuing an upload the server already holds."""
+        require_usable_key(PROVIDER, self._api_key)
         url = video.upload_url and urljoin(self.base_url + "/", video.upload_url)
         if url:
             try:
