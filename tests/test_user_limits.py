@@ -126,9 +126,9 @@ def test_a_meeting_id_sent_as_a_json_number_keeps_its_digits_or_is_refused(
         said = refused.json()["data"]["meeting_id"]["message"]
         assert said.startswith("The meeting id came as a JSON number past 2^53"), said
         assert said.endswith('send it as a string of 1 to 18 digits 0-9 ("1004").'), said
-    for bad in (-5, 12.5):
-        refused = queue(alice, bad)
-        assert refused.status_code == 400, bad
+    for not_an_id in (-5, 12.5):
+        refused = queue(alice, not_an_id)
+        assert refused.status_code == 400, not_an_id
         said = refused.json()["data"]["meeting_id"]["message"]
         assert "is not a Fathom recording id" in said, said
     batch = {
