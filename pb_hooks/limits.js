@@ -91,29 +91,92 @@ function requireKeyText(field, value) {
   throw new BadRequestError(message, { [field]: new ValidationError("validation_not_a_key", message) });
 }
 
-// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and by the
-// time the record hooks see it, the text of that float (…680): a recording nobody has. Only a
-// middleware (queue.pb.js's routerUse) sees the number as sent: this refuses one, for every
-// caller, in a record create or in a batch request's creates.
-function refuseInexactMeetingIds(e) {
+// The bodies a request writes to `collection`, as sent: before PocketBase casts them to the
+// fields' types (after which the record hooks see a float's digits or an unreadable date as "").
+// Only a middleware (routerUse) sees them so: the request's own body on a records route, and
+// each matching request of a batch. Nothing else is read (a bulk route's body stays unparsed).
+function sentBodies(e, collection) {
   const path = e.request.url.path;
-  const creates =
-    /^\/api\/collections\/[^/]+\/records\/?$/.test(path) ? [{ url: path, body: e.requestInfo().body }]
-    : path === "/api/batch" ? e.requestInfo().body.requests
-    : null;
-  if (!Array.isArray(creates)) {
-    return;
+  const records = /^\/api\/collections\/([^/]+)\/records(\/[^/]+)?\/?$/;
+  let requests = [];
+  if (records.test(path)) {
+    requests = [{ url: path, body: e.requestInfo().body }];
+  } else if (path === "/api/batch") {
+    requests = e.requestInfo().body.requests;
   }
-  const queue = $app.findCollectionByNameOrId("queue");
-  for (const request of creates) {
-    const parts = /^\/api\/collections\/([^/?]+)\/records\/?(\?.*)?$/.exec(String(request && request.url));
-    const body = request && request.body;
-    if (!parts || (parts[1] !== "queue" && parts[1] !== queue.id) || !body) {
-      continue;
-    }
+  if (!Array.isArray(requests) || requests.length === 0) {
+    return [];
+  }
+  const id = $app.findCollectionByNameOrId(collection).id;
+  return requests
+    .filter((request) => {
+      const parts = records.exec(String(request && request.url).split("?")[0]);
+      return parts && (parts[1] === collection || parts[1] === id);
+    })
+    .map((request) => request.body)
+    .filter((body) => body !== null && typeof body === "object");
+}
+
+// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and PocketBase
+// would store the text of that float (…680): a recording nobody has. Refused, for every caller.
+function refuseInexactMeetingIds(e) {
+  for (const body of sentBodies(e, "queue")) {
     const sent = body.meeting_id;
     if (typeof sent === "number" && canonicalMeetingId(sent) === null) {
       refuseMeetingId(sent);
+    }
+  }
+}
+
+// PocketBase stores a date field it cannot read as "" without a word: `auto_move_since: "banana"`
+// (or year 1, or 30 February) would quietly clear the user's date. A date sent must be a real one.
+const DATE =
+  /^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,9})?)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?$/;
+
+function isRealDate(text) {
+  const parts = DATE.exec(text.trim());
+  if (!parts) {
+    return false;
+  }
+  const [year, month, day, hour, minute, second] = parts.slice(1).map((p) => Number(p || 0));
+  const at = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  return (
+    year >= 1970 &&
+    at.getUTCFullYear() === year &&
+    at.getUTCMonth() === month - 1 &&
+    at.getUTCDate() === day &&
+    at.getUTCHours() === hour &&
+    at.getUTCMinutes() === minute &&
+    at.getUTCSeconds() === second
+  );
+}
+
+// What PocketBase would misread in a create or update, refused before it does (queue.pb.js).
+function refuseMisreadValues(e) {
+  refuseInexactMeetingIds(e);
+  refuseUnreadableDates(e, "user_meta");
+}
+
+function refuseUnreadableDates(e, collection) {
+  const dates = $app
+    .findCollectionByNameOrId(collection)
+    .fields.filter((f) => f.type() === "date")
+    .map((f) => f.getName());
+  for (const body of sentBodies(e, collection)) {
+    for (const name of dates) {
+      const sent = body[name];
+      if (sent === undefined || sent === null || sent === "") {
+        continue;
+      }
+      if (typeof sent !== "string" || !isRealDate(sent)) {
+        const shown = JSON.stringify(String(sent).slice(0, 40));
+        const message =
+          `The ${name} given, ${shown}, is not a date we can store: use one from 1970 on,` +
+          " such as 2026-11-01 or 2026-11-01 09:30:00Z";
+        throw new BadRequestError(message, {
+          [name]: new ValidationError("validation_not_a_date", message),
+        });
+      }
     }
   }
 }
@@ -203,11 +266,15 @@ function utf8Length(text) {
 }
 
 // One log record of the user's own: within the size, and within the rate (a token bucket per
-// account in PocketBase's shared memory store, taken under its lock).
+// account in PocketBase's shared memory store, taken under its lock). Returns a function that
+// gives the token back, for a record PocketBase then refuses (a bad level, say): only records
+// written count against the rate.
 function checkUserLog(e) {
   const limits = settings().limits;
-  const metadata = e.record.get("metadata");
-  const size = utf8Length(e.record.getString("msg")) + (metadata ? utf8Length(toString(metadata)) : 0);
+  const raw = e.record.get("metadata");
+  const metadata = raw ? toString(raw) : "";
+  const metaBytes = metadata === "null" ? 0 : utf8Length(metadata); // (an unset JSON field)
+  const size = utf8Length(e.record.getString("msg")) + metaBytes;
   if (size > limits.USER_LOG_MAX_BYTES) {
     throw new BadRequestError(
       `A log record may hold at most ${limits.USER_LOG_MAX_BYTES} bytes of msg and metadata` +
@@ -215,9 +282,10 @@ function checkUserLog(e) {
     );
   }
   const perMinute = limits.USER_LOGS_PER_MINUTE;
+  const bucket = "fathom2loom:user-logs:" + e.auth.id;
   const now = Date.now();
   let allowed = false;
-  $app.store().setFunc("fathom2loom:user-logs:" + e.auth.id, (old) => {
+  $app.store().setFunc(bucket, (old) => {
     const tokens = old
       ? Math.min(perMinute, old.tokens + ((now - old.at) * perMinute) / 60000)
       : perMinute;
@@ -230,14 +298,19 @@ function checkUserLog(e) {
         " wait a moment, then write again",
     );
   }
+  return () => {
+    $app.store().setFunc(bucket, (old) =>
+      old ? { tokens: Math.min(perMinute, old.tokens + 1), at: old.at } : old,
+    );
+  };
 }
 
 module.exports = {
   admitUsersRow,
   canonicalMeetingId,
   checkUserLog,
-  refuseInexactMeetingIds,
   refuseMeetingId,
+  refuseMisreadValues,
   requireKeyText,
   requireVerified,
   requireWorkingKeys,

@@ -4,12 +4,17 @@
 // Refusals that say what happened. PocketBase checks a collection's rules before any record
 // hook and answers a refused update with a bare 404; this middleware runs first and, for the
 // moves a user may try on their own rows, says why they cannot be made.
+//
+// It also refuses, in the queue and user_meta, values PocketBase would read as something else (a
+// meeting id past 2^53, an unreadable date): only a middleware sees them as sent. One middleware
+// for both, as each costs ~0.3-0.5 ms on every request.
 routerUse((e) => {
   const method = e.request.method;
-  if (method === "POST") {
-    require(`${__hooks}/limits.js`).refuseInexactMeetingIds(e);
+  if (method !== "PATCH" && method !== "POST") {
+    return e.next();
   }
-  if ((method !== "PATCH" && method !== "POST") || e.request.pathValue("collection") !== "queue") {
+  require(`${__hooks}/limits.js`).refuseMisreadValues(e);
+  if (e.request.pathValue("collection") !== "queue") {
     return e.next();
   }
   if (!e.auth || e.auth.isSuperuser()) {

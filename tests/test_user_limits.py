@@ -349,6 +349,50 @@ def test_an_accounts_log_records_are_small_and_few(account: Callable[..., UserSe
     assert note(account()).status_code == 200
 
 
+def test_the_log_limits_count_what_is_written(account: Callable[..., UserSession]) -> None:
+    writer = account()
+    # A msg of exactly the size, with no metadata, fits (an unset metadata is no bytes)
+    assert note(writer, "x" * 512).status_code == 200
+    assert note(writer, "x" * 513).status_code == 400
+    # Records PocketBase refuses (a level it does not know) use none of the minute's allowance
+    refused = [note(writer, "bad level", level="shout").status_code for _ in range(12)]
+    assert refused == [400] * 12
+    answers = [note(writer, f"note {n}").status_code for n in range(5)]
+    assert answers == [200] * 4 + [429]  # 5 a minute, one used by the first record
+
+
+def test_a_date_pocketbase_cannot_read_is_refused_not_cleared(
+    account: Callable[..., UserSession],
+) -> None:
+    """PocketBase stores an unreadable date as "" without a word: a PATCH of "banana" would
+    quietly clear the user's auto-move date."""
+    user = account()
+    made = user.call(
+        "POST",
+        user.records("user_meta"),
+        json={"user_id": user.id, "auto_move_since": "2026-11-01"},
+    )
+    assert made.status_code == 200, made.text
+    row = user.records("user_meta", made.json()["id"])
+    bad = ["banana", "0001-01-01 00:00:00.000Z", "2026-02-30", "2026-11-01 24:00:00Z", 20261101]
+    for value in bad:
+        refused = user.call("PATCH", row, json={"auto_move_since": value})
+        assert refused.status_code == 400, value
+        said = refused.json()["data"]["auto_move_since"]["message"]
+        assert "is not a date we can store" in said, said
+    batch = {"requests": [{"method": "PATCH", "url": row, "body": {"auto_move_since": "soon"}}]}
+    assert user.call("POST", "/api/batch", json=batch).status_code == 400
+    assert user.call("GET", row).json()["auto_move_since"] == "2026-11-01 00:00:00.000Z"
+    # Real dates, in the forms the web app and the service send, and clearing it, are taken
+    for value, stored in (
+        ("2026-11-20T08:30:00.000Z", "2026-11-20 08:30:00.000Z"),
+        ("2025-01-31 00:00:00Z", "2025-01-31 00:00:00.000Z"),
+        ("", ""),
+    ):
+        taken = user.call("PATCH", row, json={"auto_move_since": value})
+        assert taken.status_code == 200 and taken.json()["auto_move_since"] == stored, taken.text
+
+
 def test_a_malformed_limit_stops_bootstrap_naming_it(tmp_path: Path) -> None:
     server = start_pocketbase(tmp_path, env={"USER_MAX_ACTIVE_TRANSFERS": "lots"})
     try:
