@@ -172,6 +172,15 @@ def test_a_new_user_moves_meetings_from_the_page(web: WebStack, browser: Browser
     expect(page.locator("#queue-empty")).to_be_visible()
     expect(page.locator("#fathom-state")).to_have_text("Not saved yet")
     story.shot("signed-up")
+    # When they paste what no key is (letters of another script), expect the server's reason
+    page.get_by_label("Fathom API key").fill("ключ фатома")
+    page.get_by_label("Loom key").fill(LOOM_KEY)
+    page.get_by_role("button", name="Save keys").click()
+    expect(page.locator("#keys-error")).to_contain_text(
+        "The Fathom key holds characters no API key has"
+    )
+    expect(page.locator("#fathom-state")).to_have_text("Not saved yet")
+    story.shot("not-a-key-refused")
     # When they save a wrong Fathom key, expect the check to say so within seconds
     page.get_by_label("Fathom API key").fill("not-my-fathom-key-123")
     page.get_by_label("Loom key").fill(LOOM_KEY)
