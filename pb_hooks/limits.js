@@ -70,7 +70,9 @@ function refuseMeetingId(value) {
       `The meeting id came as a JSON number past 2^53 (about ${value}), whose last digits are` +
       ' lost on the way: send it as a string of 1 to 18 digits 0-9 ("1004")';
   } else if (typeof value === "number") {
-    message = `The meeting id ${value} (a JSON number) is not a Fathom recording id (1 to 18 digits 0-9)`;
+    message =
+      `The meeting id ${value} (a JSON number) is not a Fathom recording id` +
+      " (1 to 18 digits 0-9)";
   }
   throw new BadRequestError(message, {
     meeting_id: new ValidationError("validation_not_a_recording_id", message),
@@ -88,7 +90,9 @@ function requireKeyText(field, value) {
   const message =
     `The ${provider} key holds characters no API key has (spaces, line breaks, letters outside` +
     ` ASCII) or is over 1024 characters long: copy it again from ${provider}'s settings`;
-  throw new BadRequestError(message, { [field]: new ValidationError("validation_not_a_key", message) });
+  throw new BadRequestError(message, {
+    [field]: new ValidationError("validation_not_a_key", message),
+  });
 }
 
 // The bodies a request writes to `collection`, as sent: before PocketBase casts them to the
@@ -107,7 +111,12 @@ function sentBodies(e, collection) {
   if (!Array.isArray(requests) || requests.length === 0) {
     return [];
   }
-  const id = $app.findCollectionByNameOrId(collection).id;
+  let id = null;
+  try {
+    id = $app.findCollectionByNameOrId(collection).id;
+  } catch (_) {
+    return []; // A server the migrations have not reached yet (bootstrap applies them).
+  }
   return requests
     .filter((request) => {
       const parts = records.exec(String(request && request.url).split("?")[0]);
@@ -117,8 +126,9 @@ function sentBodies(e, collection) {
     .filter((body) => body !== null && typeof body === "object");
 }
 
-// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and PocketBase
-// would store the text of that float (…680): a recording nobody has. Refused, for every caller.
+// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and
+// PocketBase would store the text of that float (…680): a recording nobody has. Refused, for
+// every caller.
 function refuseInexactMeetingIds(e) {
   for (const body of sentBodies(e, "queue")) {
     const sent = body.meeting_id;
@@ -158,11 +168,15 @@ function refuseMisreadValues(e) {
 }
 
 function refuseUnreadableDates(e, collection) {
+  const bodies = sentBodies(e, collection);
+  if (bodies.length === 0) {
+    return;
+  }
   const dates = $app
     .findCollectionByNameOrId(collection)
     .fields.filter((f) => f.type() === "date")
     .map((f) => f.getName());
-  for (const body of sentBodies(e, collection)) {
+  for (const body of bodies) {
     for (const name of dates) {
       const sent = body[name];
       if (sent === undefined || sent === null || sent === "") {
@@ -192,7 +206,8 @@ function requireVerified(e, what) {
 
 // The service's check of a saved key said it cannot work (fathom2loom/key_check.py's verdicts):
 // "… rejected the key …", "… refused the key …", "… key cannot be decrypted …".
-const BAD_KEY = /^(Fathom|Loom) (rejected the key|refused the key|key cannot be used|key cannot be decrypted)/;
+const BAD_KEY =
+  /^(Fathom|Loom) (rejected the key|refused the key|key cannot be used|key cannot be decrypted)/;
 
 // Throws a 400 unless the user has both keys saved and neither is known not to work: a row that
 // can only fail would take a worker's turn for nothing.
