@@ -375,6 +375,7 @@ def main() -> int:
         )
         raise
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the teardown
         stack.compose("down", "-v", "--remove-orphans", check=False)
 
 

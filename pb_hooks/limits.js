@@ -95,103 +95,90 @@ function requireKeyText(field, value) {
   });
 }
 
-// The bodies a request writes to `collection`, as sent: before PocketBase casts them to the
-// fields' types (after which the record hooks see a float's digits or an unreadable date as "").
-// Only a middleware (routerUse) sees them so: the request's own body on a records route, and
-// each matching request of a batch. Nothing else is read (a bulk route's body stays unparsed).
-function sentBodies(e, collection) {
-  const path = e.request.url.path;
-  const records = /^\/api\/collections\/([^/]+)\/records(\/[^/]+)?\/?$/;
-  let requests = [];
-  if (records.test(path)) {
-    requests = [{ url: path, body: e.requestInfo().body }];
-  } else if (path === "/api/batch") {
-    requests = e.requestInfo().body.requests;
-  }
-  if (!Array.isArray(requests) || requests.length === 0) {
-    return [];
-  }
-  let id = null;
-  try {
-    id = $app.findCollectionByNameOrId(collection).id;
-  } catch (_) {
-    return []; // A server the migrations have not reached yet (bootstrap applies them).
-  }
-  return requests
-    .filter((request) => {
-      const parts = records.exec(String(request && request.url).split("?")[0]);
-      return parts && (parts[1] === collection || parts[1] === id);
-    })
-    .map((request) => request.body)
-    .filter((body) => body !== null && typeof body === "object");
-}
+// What PocketBase would misread in a create or update, refused before it does. PocketBase casts
+// a body to the fields' types before any record hook: a JSON number past 2^53 is by then a
+// float's digits, an unreadable date is "". So the bodies are read as sent: a records route's
+// own, in a middleware (queue.pb.js's routerUse), and each request of a batch, in onBatchRequest
+// (where PocketBase has already held the batch body to its size limit).
+const RECORDS = /^\/api\/collections\/([^/?]+)\/records(?:\/[^/?]*)?\/?(?:\?.*)?$/;
 
-// A meeting id sent as a JSON number past 2^53 (123456789012345678) is a float64 here, and
-// PocketBase would store the text of that float (…680): a recording nobody has. Refused, for
-// every caller.
-function refuseInexactMeetingIds(e) {
-  for (const body of sentBodies(e, "queue")) {
-    const sent = body.meeting_id;
-    if (typeof sent === "number" && canonicalMeetingId(sent) === null) {
-      refuseMeetingId(sent);
-    }
-  }
-}
-
-// PocketBase stores a date field it cannot read as "" without a word: `auto_move_since: "banana"`
-// (or year 1, or 30 February) would quietly clear the user's date. A date sent must be a real one.
-const DATE =
-  /^([0-9]{4})-([0-9]{2})-([0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]{1,9})?)?)?(?:Z|[+-][0-9]{2}:?[0-9]{2})?$/;
-
-function isRealDate(text) {
-  const parts = DATE.exec(text.trim());
+// "queue" or "user_meta" when `url` is a records route of one (named or by id, in any case, as
+// PocketBase finds collections), else null.
+function checkedCollection(url) {
+  const parts = RECORDS.exec(String(url));
   if (!parts) {
-    return false;
+    return null;
   }
-  const [year, month, day, hour, minute, second] = parts.slice(1).map((p) => Number(p || 0));
-  const at = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  return (
-    year >= 1970 &&
-    at.getUTCFullYear() === year &&
-    at.getUTCMonth() === month - 1 &&
-    at.getUTCDate() === day &&
-    at.getUTCHours() === hour &&
-    at.getUTCMinutes() === minute &&
-    at.getUTCSeconds() === second
-  );
+  try {
+    const name = $app.findCachedCollectionByNameOrId(parts[1]).name;
+    return name === "queue" || name === "user_meta" ? name : null;
+  } catch (_) {
+    return null; // No such collection (PocketBase answers 404), or no migrations applied yet.
+  }
 }
 
-// What PocketBase would misread in a create or update, refused before it does (queue.pb.js).
 function refuseMisreadValues(e) {
-  refuseInexactMeetingIds(e);
-  refuseUnreadableDates(e, "user_meta");
-}
-
-function refuseUnreadableDates(e, collection) {
-  const bodies = sentBodies(e, collection);
-  if (bodies.length === 0) {
+  const collection = checkedCollection(e.request.url.path);
+  if (collection === null) {
     return;
   }
-  const dates = $app
-    .findCollectionByNameOrId(collection)
-    .fields.filter((f) => f.type() === "date")
-    .map((f) => f.getName());
-  for (const body of bodies) {
-    for (const name of dates) {
-      const sent = body[name];
-      if (sent === undefined || sent === null || sent === "") {
-        continue;
-      }
-      if (typeof sent !== "string" || !isRealDate(sent)) {
-        const shown = JSON.stringify(String(sent).slice(0, 40));
-        const message =
-          `The ${name} given, ${shown}, is not a date we can store: use one from 1970 on,` +
-          " such as 2026-11-01 or 2026-11-01 09:30:00Z";
-        throw new BadRequestError(message, {
-          [name]: new ValidationError("validation_not_a_date", message),
-        });
-      }
+  let body = null;
+  try {
+    body = e.requestInfo().body;
+  } catch (_) {
+    return; // A body PocketBase cannot read: its own handler says so.
+  }
+  // Form fields are text; PocketBase makes a number of one only when it prints back the same.
+  const json = (e.request.header.get("Content-Type") || "").indexOf("json") >= 0;
+  refuseMisreadBody(collection, body, json);
+}
+
+function refuseMisreadBatch(e) {
+  for (const request of e.batch) {
+    const collection = request ? checkedCollection(request.url) : null;
+    if (collection !== null) {
+      refuseMisreadBody(collection, request.body, true);
     }
+  }
+}
+
+function refuseMisreadBody(collection, body, json) {
+  if (body === null || typeof body !== "object") {
+    return;
+  }
+  if (collection === "queue") {
+    const sent = body.meeting_id;
+    if (json && typeof sent === "number" && canonicalMeetingId(sent) === null) {
+      refuseMeetingId(sent); // PocketBase would store the float's digits (…680 for …678).
+    }
+    return;
+  }
+  for (const field of $app.findCachedCollectionByNameOrId(collection).fields) {
+    const sent = body[field.getName()];
+    if (field.type() === "date" && sent !== undefined && sent !== null && sent !== "") {
+      refuseUnreadableDate(field.getName(), sent);
+    }
+  }
+}
+
+// PocketBase stores a date it cannot read as "" without a word: `auto_move_since: "banana"` (or
+// year 1, or 30 February) would quietly clear the user's date. PocketBase's own parser decides
+// (`DateTime` is the date field's type), so what it refuses is exactly what it would drop.
+function refuseUnreadableDate(name, sent) {
+  let readable = false;
+  if (typeof sent === "string") {
+    try {
+      readable = !new DateTime(sent).isZero();
+    } catch (_) {}
+  }
+  if (!readable) {
+    const shown = JSON.stringify(String(sent).slice(0, 40));
+    const message =
+      `The ${name} given, ${shown}, is not a date PocketBase can read: use a date such as` +
+      " 2026-11-01 or 2026-11-01 09:30:00Z";
+    throw new BadRequestError(message, {
+      [name]: new ValidationError("validation_not_a_date", message),
+    });
   }
 }
 
@@ -322,9 +309,11 @@ function checkUserLog(e) {
 
 module.exports = {
   admitUsersRow,
+  checkedCollection,
   canonicalMeetingId,
   checkUserLog,
   refuseMeetingId,
+  refuseMisreadBatch,
   refuseMisreadValues,
   requireKeyText,
   requireVerified,

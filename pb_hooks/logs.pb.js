@@ -19,7 +19,9 @@ onRecordCreateRequest((e) => {
   try {
     e.next(); // PocketBase validates and saves here; a record it refuses costs no token.
   } catch (err) {
-    giveBack();
+    if (e.record.isNew()) {
+      giveBack(); // (A record saved before the answer failed keeps its cost.)
+    }
     throw err;
   }
 }, "logs");

@@ -13,14 +13,14 @@ routerUse((e) => {
   if (method !== "PATCH" && method !== "POST") {
     return e.next();
   }
-  require(`${__hooks}/limits.js`).refuseMisreadValues(e);
-  if (e.request.pathValue("collection") !== "queue") {
+  const limits = require(`${__hooks}/limits.js`);
+  limits.refuseMisreadValues(e);
+  if (limits.checkedCollection(e.request.url.path) !== "queue") {
     return e.next();
   }
   if (!e.auth || e.auth.isSuperuser()) {
     return e.next();
   }
-  const limits = require(`${__hooks}/limits.js`);
   const body = e.requestInfo().body;
   const refuse = (message) => e.json(400, { status: 400, message: message, data: {} });
   const activeRow = (meeting) => {
@@ -74,6 +74,13 @@ routerUse((e) => {
     return refuse(`A transfer's status can only be set to cancelled or pending, not ${wanted}`);
   }
   return e.next();
+});
+
+// The same for each request of a batch, read here: after PocketBase held the batch body to its size
+// limit, before any of its requests runs.
+onBatchRequest((e) => {
+  require(`${__hooks}/limits.js`).refuseMisreadBatch(e);
+  e.next();
 });
 
 // Every new row, whoever makes it and however (records API, batch): its meeting id is a Fathom

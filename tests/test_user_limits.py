@@ -131,22 +131,27 @@ def test_a_meeting_id_sent_as_a_json_number_keeps_its_digits_or_is_refused(
         assert refused.status_code == 400, not_an_id
         said = refused.json()["data"]["meeting_id"]["message"]
         assert "is not a Fathom recording id" in said, said
+    # However the collection is named (PocketBase finds it by id, or in any case), and in batch
+    body = {"user_id": alice.id, "meeting_id": 123456789012345678, "status": "pending"}
+    for url in ("/api/collections/QUEUE/records", "/api/collections/f2l_queue/records"):
+        assert alice.call("POST", url, json=body).status_code == 400, url
     batch = {
-        "requests": [
-            {
-                "method": "POST",
-                "url": "/api/collections/queue/records",
-                "body": {"user_id": alice.id, "meeting_id": 2**60 + 1, "status": "pending"},
-            }
-        ]
+        "requests": [{"method": "POST", "url": "/api/collections/Queue/records", "body": body}]
     }
-    assert alice.call("POST", "/api/batch", json=batch).status_code == 400
+    answer = alice.call("POST", "/api/batch", json=batch)
+    assert answer.status_code == 400
+    assert "past 2^53" in answer.json()["data"]["meeting_id"]["message"]
     with pytest.raises(Exception, match="a JSON number past 2"):
         pb.create("queue", {"user_id": alice.id, "meeting_id": 2**57, "status": "pending"})
     # A number that holds exactly is the recording it names
     made = queue(alice, 2**53 - 1)
     assert made.status_code == 200 and made.json()["meeting_id"] == str(2**53 - 1)
-    assert {r["meeting_id"] for r in pb.list_all("queue")} == {str(2**53 - 1)}
+    # And form fields are text, however many digits (PocketBase makes numbers of some)
+    form = {"user_id": alice.id, "meeting_id": "10000000000000000", "status": "pending"}
+    posted = alice.call("POST", alice.records("queue"), data=form)
+    assert posted.status_code == 200 and posted.json()["meeting_id"] == "10000000000000000"
+    rows = {r["meeting_id"] for r in pb.list_all("queue")}
+    assert rows == {str(2**53 - 1), "10000000000000000"}
 
 
 def test_only_a_user_with_keys_that_can_work_queues(pb: PocketBase, make_user: MakeUser) -> None:
@@ -357,8 +362,17 @@ def test_the_log_limits_count_what_is_written(account: Callable[..., UserSession
     # Records PocketBase refuses (a level it does not know) use none of the minute's allowance
     refused = [note(writer, "bad level", level="shout").status_code for _ in range(12)]
     assert refused == [400] * 12
-    answers = [note(writer, f"note {n}").status_code for n in range(5)]
-    assert answers == [200] * 4 + [429]  # 5 a minute, one used by the first record
+    # While a record saved counts, even when its answer then fails (a field picker it cannot run)
+    kept = {"user_id": writer.id, "level": "info", "msg": "kept", "ts": "2026-11-25 10:00:00Z"}
+    failed_answers = [
+        writer.call(
+            "POST", writer.records("logs"), json=kept, params={"fields": "msg:excerpt(x)"}
+        ).status_code
+        for _ in range(6)
+    ]
+    assert failed_answers[:4] == [400] * 4 and failed_answers[4:] == [429] * 2
+    assert note(writer, "one more").status_code == 429  # 5 a minute: the first and 4 kept
+    assert len(writer.list_ids("logs", filter='msg = "kept"')) == 4
 
 
 def test_a_date_pocketbase_cannot_read_is_refused_not_cleared(
@@ -374,19 +388,28 @@ def test_a_date_pocketbase_cannot_read_is_refused_not_cleared(
     )
     assert made.status_code == 200, made.text
     row = user.records("user_meta", made.json()["id"])
-    bad = ["banana", "0001-01-01 00:00:00.000Z", "2026-02-30", "2026-11-01 24:00:00Z", 20261101]
-    for value in bad:
+    since = "2026-11-01 00:00:00.000Z"
+    # PocketBase alone keeps none of these: each would clear the date
+    dropped = ["banana", "0001-01-01 00:00:00.000Z", "2026-02-30", "2026-11-01 24:00:00Z"]
+    dropped += ["2026-11-01T09:30", " 2026-11-01", "2026-11-01t09:30:00z", "99999-01-01"]
+    for value in [*dropped, 20261101]:
         refused = user.call("PATCH", row, json={"auto_move_since": value})
         assert refused.status_code == 400, value
         said = refused.json()["data"]["auto_move_since"]["message"]
-        assert "is not a date we can store" in said, said
-    batch = {"requests": [{"method": "PATCH", "url": row, "body": {"auto_move_since": "soon"}}]}
+        assert "is not a date PocketBase can read" in said, said
+    # However the collection is named, and in batch
+    other_case = row.replace("/user_meta/", "/User_Meta/")
+    assert user.call("PATCH", other_case, json={"auto_move_since": "soon"}).status_code == 400
+    batch = {"requests": [{"method": "PATCH", "url": other_case, "body": {"auto_move_since": "?"}}]}
     assert user.call("POST", "/api/batch", json=batch).status_code == 400
-    assert user.call("GET", row).json()["auto_move_since"] == "2026-11-01 00:00:00.000Z"
-    # Real dates, in the forms the web app and the service send, and clearing it, are taken
+    assert user.call("GET", row).json()["auto_move_since"] == since
+    # What PocketBase reads is taken as it reads it: the web app's and the service's forms, a
+    # date before 1970, an HTTP date; and "" clears it
     for value, stored in (
         ("2026-11-20T08:30:00.000Z", "2026-11-20 08:30:00.000Z"),
         ("2025-01-31 00:00:00Z", "2025-01-31 00:00:00.000Z"),
+        ("1969-12-31", "1969-12-31 00:00:00.000Z"),
+        ("Sun, 01 Nov 2026 09:30:00 GMT", "2026-11-01 09:30:00.000Z"),
         ("", ""),
     ):
         taken = user.call("PATCH", row, json={"auto_move_since": value})

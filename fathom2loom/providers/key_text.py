@@ -3,7 +3,7 @@
 A key travels in an HTTP header, where only visible ASCII belongs. A "key" with a line break, a
 space inside or letters of another script (a mis-paste) can never work, and sending it fails deep
 in h11 or the header encoder with the key quoted in the exception. So it is refused before any
-request, as a key the user must save again: the same rule as `keyTextProblem` in
+request, as a key the user must save again: the same rule as `requireKeyText` in
 pb_hooks/limits.js, which refuses such keys when they are saved.
 """
 
