@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
-from fathom2loom.errors import ConfigError, Fathom2LoomError
-from fathom2loom.pocketbase.binary import MissingBinary
+from fathom2loom.cli import run_handler
 
 __all__ = ["main"]
 
@@ -39,16 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    handler: Callable[[argparse.Namespace], int] = args.handler
-    try:
-        return handler(args)
-    except ConfigError as exc:
-        print(f"devkit: configuration error: {exc}", file=sys.stderr)
-        return 2
-    except (Fathom2LoomError, MissingBinary) as exc:
-        print(f"devkit: {exc}", file=sys.stderr)
-        return 1
+    return run_handler("devkit", _parser().parse_args(argv))
 
 
 if __name__ == "__main__":

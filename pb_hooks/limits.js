@@ -117,8 +117,8 @@ function checkedCollection(url) {
   }
 }
 
-function refuseMisreadValues(e) {
-  const collection = checkedCollection(e.request.url.path);
+// `collection`: `checkedCollection` of the request's path, which the middleware has at hand.
+function refuseMisreadValues(e, collection) {
   if (collection === null) {
     return;
   }

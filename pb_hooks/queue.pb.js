@@ -14,8 +14,9 @@ routerUse((e) => {
     return e.next();
   }
   const limits = require(`${__hooks}/limits.js`);
-  limits.refuseMisreadValues(e);
-  if (limits.checkedCollection(e.request.url.path) !== "queue") {
+  const collection = limits.checkedCollection(e.request.url.path);
+  limits.refuseMisreadValues(e, collection);
+  if (collection !== "queue") {
     return e.next();
   }
   if (!e.auth || e.auth.isSuperuser()) {

@@ -14,7 +14,7 @@ from fathom2loom.cli import keys, service, transfers
 from fathom2loom.errors import ConfigError, Fathom2LoomError
 from fathom2loom.pocketbase.binary import MissingBinary
 
-__all__ = ["main"]
+__all__ = ["main", "run_handler"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,12 +31,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if rest and not getattr(args, "passes_through", False):
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     args.passed_through = rest
+    return run_handler("fathom2loom", args)
+
+
+def run_handler(prog: str, args: argparse.Namespace) -> int:
+    """`args.handler(args)`, with what a user can fix said in one line (exit 2 for a setting,
+    1 for anything else the service reports) rather than as a traceback."""
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
     except ConfigError as exc:
-        print(f"fathom2loom: configuration error: {exc}", file=sys.stderr)
+        print(f"{prog}: configuration error: {exc}", file=sys.stderr)
         return 2
     except (Fathom2LoomError, MissingBinary) as exc:
-        print(f"fathom2loom: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
